@@ -1,0 +1,57 @@
+"""The `vsr` command line: one typer module per command, registered here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from vsr.errors import VsrError
+
+app = typer.Typer(
+    name="vsr",
+    help="Video super-resolution: upscale and denoise video files with every stream kept.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported here so that each command module can import `app` from this package without a cycle.
+    from vsr.cli import probe_cmd  # noqa: F401
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"vsr: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every failure becomes one line on stderr and a distinct exit code."""
+    _register()
+    try:
+        result = app(args=argv, prog_name="vsr", standalone_mode=False)
+    except click.exceptions.Exit as exc:  # typer.Exit and --help
+        return exc.exit_code
+    except click.ClickException as exc:  # bad usage: click's own one-line message
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        return _fail("interrupted", 130)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except VsrError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except Exception as exc:  # an internal defect: one line, full traceback only on request
+        if os.environ.get("VSR_DEBUG"):
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (set VSR_DEBUG=1 for a traceback)", 3)
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
