@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from vsr.errors import VsrError
@@ -19,9 +18,14 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Video super-resolution: upscale and denoise video files with every stream kept."""
+
+
 def _register() -> None:
     # Imported here so that each command module can import `app` from this package without a cycle.
-    from vsr.cli import probe_cmd  # noqa: F401
+    from vsr.cli import probe_cmd, train_cmd  # noqa: F401
 
 
 def _fail(message: str, code: int) -> int:
@@ -34,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     try:
         result = app(args=argv, prog_name="vsr", standalone_mode=False)
-    except click.exceptions.Exit as exc:  # typer.Exit and --help
+    except typer.Exit as exc:  # also --help
         return exc.exit_code
-    except click.ClickException as exc:  # bad usage: click's own one-line message
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         return _fail("interrupted", 130)
+    except typer.TyperException as exc:  # bad usage: the parser's own message
+        exc.show()  # type: ignore[attr-defined]
+        return 2
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except VsrError as exc:

@@ -1,0 +1,64 @@
+"""`vsr train`: train a registered model on a folder of images (needs the `train` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vsr.cli import app
+from vsr.errors import UsageError
+
+
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Option(help="Registered model name (see `vsr models`).")],
+    data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Folder of HR training images.")],
+    out: Annotated[Path, typer.Option(help="Run folder: config, checkpoints, history, final weights.")],
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 20000,
+    minutes: Annotated[
+        float | None, typer.Option(help="Wall-clock budget; ends the cosine schedule early.")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1)] = 32,
+    patch: Annotated[int, typer.Option(min=8, help="HR patch side (a multiple of the scale).")] = 96,
+    lr: Annotated[float, typer.Option(help="Peak Adam learning rate (cosine decay).")] = 1e-3,
+    loss: Annotated[str, typer.Option(help="l1, mse or charbonnier.")] = "l1",
+    val_data: Annotated[Path | None, typer.Option(help="Validation images, e.g. Set5.")] = None,
+    val_every: Annotated[int, typer.Option(min=1)] = 1000,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA.")] = False,
+    jitter: Annotated[float, typer.Option(help="Probability of brightness/contrast/gamma/hue jitter.")] = 0.2,
+    no_flips: Annotated[bool, typer.Option("--no-flips")] = False,
+    no_rotations: Annotated[bool, typer.Option("--no-rotations")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt if it exists.")] = False,
+) -> None:
+    """Train a model; writes OUT/model.safetensors and OUT/history.json."""
+    try:
+        from vsr.train.augment import AugmentConfig
+        from vsr.train.loop import TrainConfig, train
+    except ImportError as exc:
+        raise UsageError(f"training needs the train extra (pip install 'vsr[train]'): {exc}") from None
+    if loss not in ("l1", "mse", "charbonnier"):
+        raise UsageError(f"unknown loss {loss!r}; choose l1, mse or charbonnier")
+    cfg = TrainConfig(
+        model=model,
+        data=data,
+        out=out,
+        steps=steps,
+        minutes=minutes,
+        batch=batch,
+        patch=patch,
+        lr=lr,
+        loss=loss,  # type: ignore[arg-type]
+        val_data=val_data,
+        val_every=val_every,
+        ckpt_every=val_every,
+        seed=seed,
+        device=device,
+        amp=amp,
+        augment=AugmentConfig(flips=not no_flips, rotations=not no_rotations, jitter_prob=jitter),
+    )
+    weights = train(cfg, resume=resume, log=typer.echo)
+    typer.echo(f"weights: {weights}")

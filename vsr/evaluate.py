@@ -1,0 +1,100 @@
+"""Evaluation on the published protocol (../shared/data/README.md), for any predictor.
+
+A predictor maps an (H, W, 3) uint8 RGB image to its restored uint8 RGB image, so the same code scores an
+ONNX Runtime session, a torch model during training, or plain bicubic. numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vsr.imresize import imresize
+from vsr.metrics import luma, modcrop, psnr, shave, ssim
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Score:
+    """PSNR (dB) and SSIM of one image, for the model and for the baseline it must beat."""
+
+    name: str
+    psnr: float
+    ssim: float
+    baseline_psnr: float
+    baseline_ssim: float
+
+
+def _as_rgb(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+
+
+def _back_to_layout(out: np.ndarray, like: np.ndarray) -> np.ndarray:
+    # A greyscale image went through the model as three equal channels; its output is their mean.
+    if like.ndim == 2:
+        return np.round(out.astype(np.float64).mean(axis=2)).astype(np.uint8)
+    return out
+
+
+def _score(name: str, out: np.ndarray, base: np.ndarray, ref: np.ndarray, border: int) -> Score:
+    y_ref, y_out, y_base = (shave(luma(i), border) for i in (ref, out, base))
+    return Score(name, psnr(y_out, y_ref), ssim(y_out, y_ref), psnr(y_base, y_ref), ssim(y_base, y_ref))
+
+
+def bicubic_predictor(scale: int) -> Predictor:
+    """MATLAB bicubic upscaling, the SR baseline."""
+    return lambda lr: imresize(lr, scale)
+
+
+def evaluate_sr(images: Sequence[tuple[str, np.ndarray]], scale: int, predict: Predictor) -> list[Score]:
+    """Y-PSNR/SSIM of `predict` on LR = MATLAB-bicubic(HR), shaved by `scale`, with bicubic beside it."""
+    scores = []
+    for name, img in images:
+        hr = modcrop(img, scale)
+        lr = imresize(hr, 1 / scale)
+        out = _back_to_layout(predict(_as_rgb(lr)), hr)
+        base = imresize(lr, scale)
+        scores.append(_score(name, out, base, hr, scale))
+    return scores
+
+
+def add_gaussian_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Clean uint8 + N(0, σ²) noise with a fixed seed, rounded and clipped to uint8 (what a model sees)."""
+    rng = np.random.default_rng(seed)
+    noisy = img.astype(np.float64) + rng.normal(0.0, sigma, img.shape)
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
+def evaluate_denoise(
+    images: Sequence[tuple[str, np.ndarray]],
+    degrade: Callable[[np.ndarray, int], np.ndarray],
+    predict: Predictor,
+    *,
+    on_y: bool,
+) -> list[Score]:
+    """PSNR/SSIM of `predict` on degrade(clean, index), on Y or on RGB; the degraded input is the baseline."""
+    scores = []
+    for k, (name, img) in enumerate(images):
+        rgb = _as_rgb(img)
+        noisy = degrade(rgb, k)
+        out = predict(noisy)
+        if on_y:
+            scores.append(_score(name, out, noisy, rgb, 0))
+        else:
+            scores.append(
+                Score(name, psnr(out, rgb), _ssim_rgb(out, rgb), psnr(noisy, rgb), _ssim_rgb(noisy, rgb))
+            )
+    return scores
+
+
+def _ssim_rgb(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean([ssim(a[..., c], b[..., c]) for c in range(3)]))
+
+
+def mean_scores(scores: Sequence[Score]) -> dict[str, float]:
+    """Mean of each field over the images."""
+    fields = ("psnr", "ssim", "baseline_psnr", "baseline_ssim")
+    return {f: float(np.mean([getattr(s, f) for s in scores])) for f in fields}

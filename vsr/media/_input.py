@@ -1,0 +1,76 @@
+"""Opening an input: the checks every public entry point shares, so bad input fails the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+from av.container import InputContainer
+from av.stream import Disposition
+from av.video.stream import VideoStream
+
+from vsr.errors import BadInputError
+
+# Frames decoded up front to learn what only frames carry (display matrix, interlacing flags).
+PEEK_FRAMES = 3
+PEEK_PACKETS = 64
+
+
+def open_input(path: Path) -> InputContainer:
+    """Open `path` for demuxing, or raise BadInputError with a one-line reason."""
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file")
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise BadInputError(f"{path}: file is empty (0 bytes)")
+    try:
+        return av.open(str(path), mode="r")
+    except OSError as exc:  # before FFmpegError: av.error.PermissionError is both
+        raise BadInputError(f"{path}: cannot open ({exc.strerror or exc})") from exc
+    except av.error.FFmpegError as exc:
+        raise BadInputError(f"{path}: not a media file FFmpeg can read ({exc.strerror})") from exc
+
+
+def main_video_stream(container: InputContainer, path: Path) -> VideoStream:
+    """The stream vsr processes: the largest real video stream (not cover art, not a 0x0 stream)."""
+    videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+    if not videos:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        raise BadInputError(f"{path}: no video stream (found: {', '.join(kinds)})")
+    fmt = container.format.name
+    # Image demuxers (png_pipe, jpeg_pipe, image2) open a still as a one-frame "video".
+    if fmt.endswith("_pipe") or fmt == "image2":
+        raise BadInputError(f"{path}: a still image ({fmt}), not a video")
+    sized = [s for s in videos if s.codec_context.width > 0 and s.codec_context.height > 0]
+    if not sized:
+        raise BadInputError(f"{path}: not a video (no picture size; nothing decodable)")
+    return max(sized, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+
+
+def tag_rotation(stream: VideoStream) -> int:
+    """The legacy `rotate` tag of a stream in degrees, 0 when absent or unreadable."""
+    try:
+        return int(float(stream.metadata.get("rotate", "0"))) % 360
+    except ValueError:
+        return 0
+
+
+def peek_frames(path: Path, index: int) -> tuple[int, bool]:
+    """(rotation, interlaced) from the first few decoded frames of stream `index`, on a separate open."""
+    rotation, interlaced = 0, False
+    with av.open(str(path), mode="r") as container:
+        stream = container.streams[index]
+        frames: list[av.VideoFrame] = []
+        try:
+            for n, packet in enumerate(container.demux(stream)):
+                if n >= PEEK_PACKETS or len(frames) >= PEEK_FRAMES:
+                    break
+                if packet.size:
+                    frames.extend(stream.decode(packet))
+        except av.error.FFmpegError:
+            pass  # damage is reported by the full read; a peek only needs what decoded
+        if frames:
+            rotation = int(frames[0].rotation) % 360
+            interlaced = any(f.interlaced_frame for f in frames)
+        return rotation or tag_rotation(stream), interlaced

@@ -1,0 +1,200 @@
+"""Decode the main video stream to RGB frames with exact pts, and hand every other kept packet through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+from av.container import InputContainer
+from av.stream import Stream
+from av.video.stream import VideoStream
+
+from vsr.errors import BadInputError
+from vsr.media import colour
+from vsr.media._input import main_video_stream, open_input, peek_frames
+
+# Stream types copied untouched into the output; data tracks (timecode, chapter text) are left out.
+PASSTHROUGH_TYPES = ("audio", "subtitle", "attachment")
+
+# Header rates above this are nominal placeholders (mkv/flv 1000 fps, DV 60000 fps), not a real guess.
+MAX_PLAUSIBLE_FPS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFormat:
+    """Everything the writer and the pipeline need to know about the source video."""
+
+    width: int
+    height: int
+    pix_fmt: str
+    time_base: Fraction
+    sample_aspect_ratio: Fraction | None
+    frame_rate: Fraction | None  # a guess used only for encoder rate control, never for timing
+    # FFmpeg AVCOL_* ints as PyAV exposes them. colorspace and color_range are the ones the RGB conversion
+    # uses: an untagged source gets BT.709 (HD) or BT.601 (SD) and limited range (full for yuvj*).
+    color_primaries: int
+    color_trc: int
+    colorspace: int
+    color_range: int
+    rotation: int = 0  # degrees of the display matrix; pixels are never rotated, the tag is carried
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Frame:
+    """One decoded picture: RGB pixels and the decoder's pts in VideoFormat.time_base units."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8, C-contiguous
+    pts: int
+
+    def __post_init__(self) -> None:
+        rgb = self.rgb
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or not rgb.flags.c_contiguous:
+            raise ValueError(f"Frame.rgb must be C-contiguous (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+
+    def __repr__(self) -> str:
+        return f"Frame(rgb={self.rgb.shape} {self.rgb.dtype}, pts={self.pts})"
+
+
+@dataclass(slots=True)
+class ReaderStats:
+    """Counters of one read; the pipeline decides what damage is too much."""
+
+    frames: int = 0
+    decode_errors: int = 0  # packets the decoder rejected (concealed by skipping)
+    guessed_pts: int = 0  # frames without pts, given one from dts or the previous interval
+    truncated: bool = False  # demuxing stopped at unreadable data before the end of the file
+
+
+class VideoReader:
+    """Owns the input container; yields the main video as Frames and passthrough packets, in file order."""
+
+    def __init__(self, path: Path, *, threads: int = 0) -> None:
+        self.path = path
+        self.stats = ReaderStats()
+        self._container: InputContainer = open_input(path)
+        try:
+            self._stream = main_video_stream(self._container, path)
+            rotation, _ = peek_frames(path, self._stream.index)
+            self._stream.thread_type = "AUTO"
+            self._stream.codec_context.thread_count = threads
+            self.format = _video_format(self._stream, rotation, path)
+        except BaseException:
+            self._container.close()
+            raise
+        self._src_matrix = colour.sws_matrix(self.format.colorspace)
+        self.passthrough: list[Stream] = [s for s in self._container.streams if s.type in PASSTHROUGH_TYPES]
+        self._last_pts: int | None = None
+        self._last_step = _ticks_per_frame(self.format)
+
+    @property
+    def container(self) -> InputContainer:
+        """The open input container (metadata, chapters); valid only while the reader is open."""
+        return self._container
+
+    @property
+    def video_stream(self) -> VideoStream:
+        """The video stream being decoded."""
+        return self._stream
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the input container; packets and streams of it must not be used afterwards."""
+        self._container.close()
+
+    def __iter__(self) -> Iterator[Frame | av.Packet]:
+        """Demux once, in file order: video packets come out as Frames, passthrough packets as they are."""
+        video = self._stream.index
+        keep = {s.index for s in self.passthrough}
+        for packet in self._packets():
+            index = packet.stream.index
+            if index == video and packet.size:
+                yield from self._decode(packet)
+            elif index in keep and packet.size and packet.dts is not None:
+                yield packet
+        yield from self._decode(None)
+        if self.stats.frames == 0:
+            raise BadInputError(f"{self.path}: no decodable video frames")
+
+    def _packets(self) -> Iterator[av.Packet]:
+        try:
+            yield from self._container.demux()
+        except av.error.InvalidDataError:
+            self.stats.truncated = True  # keep what was read; the caller sees it in stats
+
+    def _decode(self, packet: av.Packet | None) -> Iterator[Frame]:
+        try:
+            decoded = self._stream.decode(packet)
+        except av.error.InvalidDataError:
+            self.stats.decode_errors += 1
+            return
+        for picture in decoded:
+            yield self._to_frame(picture)
+
+    def _to_frame(self, picture: av.VideoFrame) -> Frame:
+        pts = picture.pts
+        if pts is None:
+            pts = self._guess_pts(picture)
+            self.stats.guessed_pts += 1
+        if self._last_pts is not None and pts > self._last_pts:
+            self._last_step = pts - self._last_pts
+        self._last_pts = pts
+        self.stats.frames += 1
+        rgb = picture.reformat(
+            format="rgb24", src_colorspace=self._src_matrix, src_color_range=self.format.color_range
+        ).to_ndarray()
+        return Frame(np.ascontiguousarray(rgb), pts)
+
+    def _guess_pts(self, picture: av.VideoFrame) -> int:
+        # PyAV 18 does not expose best_effort_timestamp; this mirrors FFmpeg's fallback: the dts, else one
+        # frame on (raw elementary streams carry no timestamps at all, so the header rate is all there is).
+        if picture.dts is not None and (self._last_pts is None or picture.dts > self._last_pts):
+            return picture.dts
+        if self._last_pts is None:
+            return 0
+        return self._last_pts + (picture.duration or self._last_step)
+
+
+def _video_format(stream: VideoStream, rotation: int, path: Path) -> VideoFormat:
+    ctx = stream.codec_context
+    pix_fmt = ctx.pix_fmt or "yuv420p"
+    if stream.time_base is None:
+        raise BadInputError(f"{path}: video stream has no time base")
+    return VideoFormat(
+        width=ctx.width,
+        height=ctx.height,
+        pix_fmt=pix_fmt,
+        time_base=stream.time_base,
+        sample_aspect_ratio=ctx.sample_aspect_ratio or None,
+        frame_rate=_rate_guess(stream),
+        color_primaries=ctx.color_primaries,
+        color_trc=ctx.color_trc,
+        colorspace=colour.resolve_matrix(ctx.colorspace, ctx.height),
+        color_range=colour.resolve_range(ctx.color_range, pix_fmt),
+        rotation=rotation,
+    )
+
+
+def _ticks_per_frame(fmt: VideoFormat) -> int:
+    """One frame interval at the guessed rate, in time base ticks (1 when there is no guess)."""
+    if fmt.frame_rate is None:
+        return 1
+    return max(1, round(1 / (fmt.frame_rate * fmt.time_base)))
+
+
+def _rate_guess(stream: VideoStream) -> Fraction | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and 0 < rate <= MAX_PLAUSIBLE_FPS:
+            return rate
+    return None

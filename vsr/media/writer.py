@@ -1,0 +1,259 @@
+"""Encode RGB frames with their exact pts, stream-copy the kept packets, and publish the file atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+from av.container import OutputContainer
+from av.stream import Stream
+from av.video.stream import VideoStream
+
+from vsr.errors import UsageError
+from vsr.media import colour
+from vsr.media.reader import VideoFormat, VideoReader
+
+# Tags the muxer writes itself; copying the source's would describe the source, not the output.
+MUXER_TAGS = frozenset({"duration", "encoder", "major_brand", "minor_version", "compatible_brands"})
+
+# Encoders that take x264-style crf/preset options.
+CRF_CODECS = frozenset({"libx264", "libx265"})
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeOptions:
+    """How the video is encoded; pix_fmt None keeps the source's chroma family (and >8 bits if it can)."""
+
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str | None = None
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.crf <= 63:
+            raise UsageError(f"crf must be within 0..63, got {self.crf}")
+
+
+def encoder_pix_fmt(codec: str, source_pix_fmt: str) -> str:
+    """The encoder pixel format closest to the source: same chroma family, 10-bit for deeper sources."""
+    source = av.video.format.VideoFormat(source_pix_fmt)
+    family = "420"
+    if source.is_rgb or "444" in source_pix_fmt:
+        family = "444"
+    elif "422" in source_pix_fmt:
+        family = "422"
+    candidates = [f"yuv{family}p", "yuv420p"]
+    if max(c.bits for c in source.components) > 8:
+        candidates.insert(0, f"yuv{family}p10le")
+    supported = av.codec.Codec(codec, "w").video_formats
+    if not supported:
+        return candidates[0]
+    names = [f.name for f in supported]
+    return next((c for c in candidates if c in names), names[0])
+
+
+class VideoWriter:
+    """Owns the output container: writes to a hidden temporary file beside `target`, renamed on commit()."""
+
+    def __init__(
+        self,
+        target: Path,
+        *,
+        source: VideoReader,
+        width: int,
+        height: int,
+        options: EncodeOptions | None = None,
+    ) -> None:
+        options = options or EncodeOptions()
+        if target.resolve() == source.path.resolve():
+            raise UsageError(f"{target}: the output would overwrite the input")
+        if not target.parent.is_dir():
+            raise UsageError(f"{target.parent}: no such directory")
+        self.target = target
+        self.warnings: list[str] = []
+        self.frames_written = 0
+        self._fmt = source.format
+        self._size = (height, width)
+        self._committed = False
+        self._closed = False
+        self._last_pts: int | None = None
+        self._pts_bumped = 0
+        # Same extension so the muxer is chosen by it; hidden so nobody mistakes it for the result.
+        self._tmp = target.with_name(f".{target.stem}.vsr-{secrets.token_hex(4)}{target.suffix}")
+        try:
+            self._container: OutputContainer = av.open(str(self._tmp), mode="w")
+        except (ValueError, av.error.FFmpegError) as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise UsageError(f"{target}: cannot write this kind of file ({exc})") from exc
+        try:
+            self._video = self._add_video(width, height, options)
+            self._copies = self._add_passthrough(source)
+            self._copy_container_info(source)
+        except BaseException:
+            self._abort()
+            raise
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._committed:
+            self._abort()
+
+    def write_packet(self, packet: av.Packet) -> None:
+        """Stream-copy one passthrough packet, untouched; packets of dropped streams are ignored."""
+        out = self._copies.get(packet.stream.index)
+        if out is None:
+            return
+        packet.stream = out
+        self._container.mux(packet)
+
+    def write_frame(self, rgb: np.ndarray, pts: int) -> None:
+        """Encode one (height, width, 3) uint8 picture at `pts` (source time base units)."""
+        if rgb.shape != (*self._size, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"expected {(*self._size, 3)} uint8, got {rgb.shape} {rgb.dtype}")
+        ctx = self._video.codec_context
+        if rgb.shape[:2] != (ctx.height, ctx.width):
+            rgb = np.ascontiguousarray(rgb[: ctx.height, : ctx.width])
+        if self._last_pts is not None and pts <= self._last_pts:
+            # Encoders and muxers reject repeated pts; one tick later is the smallest change that passes.
+            pts = self._last_pts + 1
+            self._pts_bumped += 1
+        self._last_pts = pts
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+            format=ctx.pix_fmt,
+            dst_colorspace=colour.sws_matrix(self._fmt.colorspace),
+            dst_color_range=self._fmt.color_range,
+        )
+        frame.pts = pts
+        frame.time_base = self._fmt.time_base
+        self._container.mux(self._video.encode(frame))
+        self.frames_written += 1
+
+    def commit(self) -> Path:
+        """Flush the encoder, close the file and rename it onto the target."""
+        self._container.mux(self._video.encode(None))
+        if self._pts_bumped:
+            self.warnings.append(
+                f"{self._pts_bumped} frames had non-increasing pts; each moved one tick later"
+            )
+        self._closed = True
+        self._container.close()
+        os.replace(self._tmp, self.target)
+        self._committed = True
+        return self.target
+
+    def _abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
+                self._container.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def _add_video(self, width: int, height: int, options: EncodeOptions) -> VideoStream:
+        fmt = self._fmt
+        pix_fmt = options.pix_fmt or encoder_pix_fmt(options.codec, fmt.pix_fmt)
+        codec_options = {}
+        if options.codec in CRF_CODECS:
+            codec_options = {"crf": str(options.crf), "preset": options.preset}
+        try:
+            stream = self._container.add_stream(options.codec, rate=fmt.frame_rate, options=codec_options)
+        except ValueError as exc:  # UnknownCodecError is one
+            raise UsageError(f"unknown video encoder {options.codec!r}") from exc
+        if not isinstance(stream, VideoStream):
+            raise UsageError(f"{options.codec!r} is not a video encoder")
+        even_w, even_h = _encodable_size(width, height, pix_fmt)
+        if (even_w, even_h) != (width, height):
+            self.warnings.append(f"{width}x{height} cropped to {even_w}x{even_h}: {pix_fmt} needs even sizes")
+        ctx = stream.codec_context
+        stream.width, stream.height, stream.pix_fmt = even_w, even_h, pix_fmt
+        # Frames keep the source's pts in the source's time base; the rate above only steers rate control.
+        ctx.time_base = fmt.time_base
+        stream.time_base = fmt.time_base
+        ctx.thread_count = options.threads
+        ctx.color_primaries = fmt.color_primaries
+        ctx.color_trc = fmt.color_trc
+        ctx.colorspace = fmt.colorspace
+        ctx.color_range = fmt.color_range
+        sar = _output_sar(fmt, even_w, even_h)
+        if sar is not None:
+            ctx.sample_aspect_ratio = sar
+        if fmt.rotation:
+            stream.set_display_rotation(fmt.rotation)
+        return stream
+
+    def _add_passthrough(self, source: VideoReader) -> dict[int, Stream]:
+        copies: dict[int, Stream] = {}
+        kept = {s.index for s in source.passthrough}
+        for stream in source.container.streams:
+            what = f"stream #{stream.index} ({stream.type}, {_codec_name(stream)})"
+            if stream.index == source.video_stream.index:
+                continue
+            if stream.index not in kept:
+                self.warnings.append(f"{what} not copied: only audio, subtitles and attachments are")
+                continue
+            if isinstance(stream, av.stream.AttachmentStream) and self._container.format.name != "matroska":
+                # Other muxers accept the stream and then fail to write the header.
+                self.warnings.append(f"{what} dropped: only mkv holds attachments")
+                continue
+            try:
+                if isinstance(stream, av.stream.AttachmentStream):
+                    self._container.add_attachment(
+                        stream.metadata.get("filename", f"attachment{stream.index}"),
+                        stream.mimetype or "application/octet-stream",
+                        stream.data,
+                    )
+                    continue
+                out = self._container.add_stream_from_template(stream)
+            except (ValueError, av.error.FFmpegError) as exc:  # "'mp4' format does not support 'srt' codec"
+                self.warnings.append(f"{what} dropped: {exc}")
+                continue
+            out.metadata.update(_copyable(stream.metadata))
+            out.disposition = stream.disposition
+            copies[stream.index] = out
+        return copies
+
+    def _copy_container_info(self, source: VideoReader) -> None:
+        self._container.metadata.update(_copyable(source.container.metadata))
+        chapters = source.container.chapters()
+        if chapters:
+            try:
+                self._container.set_chapters(chapters)
+            except (ValueError, av.error.FFmpegError) as exc:
+                self.warnings.append(f"{len(chapters)} chapters dropped: {exc}")
+
+
+def _codec_name(stream: Stream) -> str:
+    ctx = stream.codec_context
+    return ctx.name if ctx is not None else "unknown codec"
+
+
+def _copyable(tags: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if k.lower() not in MUXER_TAGS}
+
+
+def _encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
+    """The size rounded down to what the pixel format's chroma subsampling allows."""
+    desc = av.video.format.VideoFormat(pix_fmt)
+    sub_w = 2 if desc.chroma_width(2) < 2 else 1
+    sub_h = 2 if desc.chroma_height(2) < 2 else 1
+    return width - width % sub_w, height - height % sub_h
+
+
+def _output_sar(fmt: VideoFormat, width: int, height: int) -> Fraction | None:
+    """The SAR that keeps the source's display aspect ratio at the output size."""
+    sar = fmt.sample_aspect_ratio or Fraction(1)
+    out = sar * Fraction(fmt.width * height, fmt.height * width)
+    if fmt.sample_aspect_ratio is None and out == 1:
+        return None
+    return out

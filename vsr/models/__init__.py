@@ -1,0 +1,1 @@
+"""Model architectures (torch modules, imported lazily), the registry and the shipped artefacts."""

@@ -1,0 +1,68 @@
+"""The explicit model registry: a written-out list of every architecture configuration vsr knows.
+
+torch-free: a spec names its architecture and hyper-parameters; `build()` imports torch only when called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vsr.errors import UsageError
+
+Task = Literal["sr", "denoise"]
+Family = Literal["post-upsampling", "pre-upsampling", "denoise"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a runtime and the trainer need to know about one model configuration."""
+
+    name: str
+    arch: str  # "module:Class" under vsr.models
+    task: Task
+    family: Family
+    scale: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    min_size: int = 1  # smallest input side the model accepts
+    multiple_of: int = 1  # input sides must be multiples of this (padding happens in one place)
+
+    def build(self) -> Any:
+        """Instantiate the torch module (imports torch)."""
+        module_name, cls_name = self.arch.split(":")
+        cls = getattr(importlib.import_module(f"vsr.models.{module_name}"), cls_name)
+        extra = {} if self.task == "denoise" else {"scale": self.scale}
+        return cls(**extra, **self.kwargs)
+
+
+_SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("espcn-x2", "espcn:ESPCN", "sr", "post-upsampling", 2),
+    ModelSpec("espcn-x3", "espcn:ESPCN", "sr", "post-upsampling", 3),
+    ModelSpec("fsrcnn-x2", "fsrcnn:FSRCNN", "sr", "post-upsampling", 2),
+    ModelSpec("compact-x2", "compact:Compact", "sr", "post-upsampling", 2, {"features": 48, "num_conv": 10}),
+    ModelSpec("compact-x4", "compact:Compact", "sr", "post-upsampling", 4, {"features": 48, "num_conv": 10}),
+    ModelSpec("srcnn-x2", "srcnn:SRCNN", "sr", "pre-upsampling", 2),
+    ModelSpec("vdsr-x2", "vdsr:VDSR", "sr", "pre-upsampling", 2),
+    ModelSpec("dncnn-color", "dncnn:DnCNN", "denoise", "denoise", 1),
+)
+
+
+def _index(specs: tuple[ModelSpec, ...]) -> dict[str, ModelSpec]:
+    index: dict[str, ModelSpec] = {}
+    for spec in specs:
+        if spec.name in index:
+            raise ValueError(f"duplicate model name in the registry: {spec.name}")
+        index[spec.name] = spec
+    return index
+
+
+REGISTRY: dict[str, ModelSpec] = _index(_SPECS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec registered under `name`; UsageError listing the known names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown model {name!r}; known: {', '.join(REGISTRY)}") from None

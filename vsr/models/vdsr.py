@@ -1,0 +1,23 @@
+"""VDSR (Kim et al. 2016), pre-upsampling: a deep 3×3 ReLU stack predicts the residual to the bicubic."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class VDSR(nn.Module):
+    """depth convolutions of `features` channels; the output is bicubic + predicted residual."""
+
+    def __init__(self, *, scale: int, channels: int = 3, features: int = 64, depth: int = 20) -> None:
+        super().__init__()
+        self.scale = scale
+        layers: list[nn.Module] = [nn.Conv2d(channels, features, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(features, channels, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return up + self.body(up)

@@ -1,0 +1,1 @@
+"""Training: data, degradations, augmentation, losses and the loop (needs the `train` extra)."""

@@ -1,0 +1,139 @@
+"""Training pairs made on the training device: random HR crops, augmentation, then the degradation.
+
+SR: LR = antialiased bicubic downscale (the protocol's kernel; never a cubic without antialias), rounded
+to 8-bit levels as real video is. The crop carries a margin so the downscale sees real neighbours at the
+patch edges, and the margin is cut away afterwards.
+Denoise: Gaussian noise of a random σ, or real JPEG compression at a random quality.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from vsr.train.augment import AugmentConfig, augment
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+
+def load_images(folder: Path, *, mode: str = "RGB") -> list[np.ndarray]:
+    """Every image in `folder` (sorted by name) as uint8 arrays in `mode`."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f"no images in {folder}")
+    return [np.asarray(Image.open(p).convert(mode)) for p in paths]
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """Round-trip an RGB uint8 image through Pillow's JPEG encoder (4:2:0, as video is)."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def quantize(x: Tensor) -> Tensor:
+    """Clamp to 0..1 and round to 8-bit levels."""
+    return torch.round(x.clamp(0, 1) * 255) / 255
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Degradations for denoiser training."""
+
+    sigma_max: float = 50.0  # Gaussian σ drawn uniformly from 0..sigma_max (on 0..255)
+    jpeg_prob: float = 0.5  # share of samples compressed instead of noised
+    jpeg_qualities: tuple[int, ...] = (10, 15, 20, 30, 40, 60, 80)
+
+
+def _to_device(images: list[np.ndarray], device: torch.device) -> list[Tensor]:
+    return [torch.from_numpy(np.array(i)).permute(2, 0, 1).to(device) for i in images]
+
+
+class PatchSampler:
+    """Draws (degraded, clean) float batches (N, 3, h, w) on 0..1 from images held on the device."""
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        *,
+        scale: int,
+        patch: int,
+        batch: int,
+        augment_cfg: AugmentConfig,
+        device: torch.device,
+        seed: int,
+        noise: NoiseConfig | None = None,
+    ) -> None:
+        if patch % scale:
+            raise ValueError(f"patch {patch} must be a multiple of the scale {scale}")
+        self.scale, self.patch, self.batch = scale, patch, batch
+        self.augment_cfg, self.noise = augment_cfg, noise
+        self.device = device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self._rng = np.random.default_rng(seed)
+        # The bicubic kernel reaches 2 LR pixels = 2·scale HR pixels beyond the patch.
+        self.margin = 2 * scale if scale > 1 else 0
+        crop = patch + 2 * self.margin
+        usable = [i for i in images if min(i.shape[:2]) >= crop]
+        if not usable:
+            raise ValueError(f"no training image is at least {crop}×{crop}")
+        self.images = _to_device(usable, device)
+        self.compressed: list[list[Tensor]] = []
+        if noise is not None and noise.jpeg_prob > 0:
+            self.compressed = [
+                _to_device([jpeg(img, q) for q in noise.jpeg_qualities], device) for img in usable
+            ]
+
+    def _crops(self, size: int) -> tuple[Tensor, Tensor | None]:
+        clean, degraded = [], []
+        for _ in range(self.batch):
+            k = int(self._rng.integers(len(self.images)))
+            img = self.images[k]
+            y = int(self._rng.integers(img.shape[1] - size + 1))
+            x = int(self._rng.integers(img.shape[2] - size + 1))
+            clean.append(img[:, y : y + size, x : x + size])
+            if self.compressed:
+                q = int(self._rng.integers(len(self.compressed[k])))
+                degraded.append(self.compressed[k][q][:, y : y + size, x : x + size])
+        pair = torch.stack(degraded) if degraded else None
+        return torch.stack(clean), pair
+
+    def sample(self) -> tuple[Tensor, Tensor]:
+        """One (input, target) batch."""
+        return self._sample_denoise() if self.noise is not None else self._sample_sr()
+
+    def _sample_sr(self) -> tuple[Tensor, Tensor]:
+        s, m = self.scale, self.margin
+        hr, _ = self._crops(self.patch + 2 * m)
+        hr = augment(hr.float() / 255, self.augment_cfg, self.generator)
+        lr = F.interpolate(hr, scale_factor=1 / s, mode="bicubic", antialias=True, align_corners=False)
+        lr = quantize(lr)
+        if m:
+            hr, lr = hr[..., m:-m, m:-m], lr[..., m // s : -m // s, m // s : -m // s]
+        return lr, hr
+
+    def _sample_denoise(self) -> tuple[Tensor, Tensor]:
+        assert self.noise is not None
+        clean_u8, jpeg_u8 = self._crops(self.patch)
+        n = clean_u8.shape[0]
+        # Geometric augmentation must hit clean and compressed alike: augment them as one 6-channel stack.
+        geo = AugmentConfig(flips=self.augment_cfg.flips, rotations=self.augment_cfg.rotations, jitter_prob=0)
+        both = clean_u8.float() / 255
+        if jpeg_u8 is not None:
+            both = torch.cat([both, jpeg_u8.float() / 255], dim=1)
+        both = augment(both, geo, self.generator)
+        clean = both[:, :3]
+        sigma = torch.rand(n, 1, 1, 1, device=self.device, generator=self.generator) * self.noise.sigma_max
+        noise = torch.randn(clean.shape, device=self.device, generator=self.generator) * sigma / 255
+        noisy = quantize(clean + noise)
+        if jpeg_u8 is not None:
+            use_jpeg = torch.rand(n, 1, 1, 1, device=self.device, generator=self.generator)
+            noisy = torch.where(use_jpeg < self.noise.jpeg_prob, both[:, 3:], noisy)
+        return noisy, clean

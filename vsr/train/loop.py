@@ -1,0 +1,172 @@
+"""The training loop: Adam, a cosine schedule, validation PSNR on the protocol, resumable checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from vsr.evaluate import add_gaussian_noise, evaluate_denoise, evaluate_sr, mean_scores
+from vsr.models.registry import get_spec
+from vsr.train.augment import AugmentConfig
+from vsr.train.data import NoiseConfig, PatchSampler, load_images
+from vsr.train.losses import LossName, pixel_loss
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on; saved beside its outputs so a run can be repeated exactly."""
+
+    model: str
+    data: Path
+    out: Path
+    steps: int = 20000
+    batch: int = 32
+    patch: int = 96  # HR patch side
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: int = 200
+    loss: LossName = "l1"
+    val_data: Path | None = None
+    val_every: int = 1000
+    ckpt_every: int = 1000
+    seed: int = 0
+    minutes: float | None = None  # wall-clock budget: the schedule follows whichever of steps/time ends first
+    device: str = "cpu"
+    amp: bool = False  # bf16 autocast on CUDA
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+
+    def to_json(self) -> dict:
+        """JSON-ready dict (paths as strings)."""
+        d = asdict(self)
+        for k in ("data", "out", "val_data"):
+            d[k] = None if d[k] is None else str(d[k])
+        return d
+
+
+def _progress(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
+    """Fraction of the run done, 0..1: by steps, or by wall-clock time when a budget is set."""
+    by_steps = step / cfg.steps
+    return by_steps if cfg.minutes is None else max(by_steps, elapsed_s / (60 * cfg.minutes))
+
+
+def _lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def torch_predictor(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap a float NCHW 0..1 model as a uint8 RGB (H, W, 3) → uint8 RGB predictor."""
+
+    @torch.no_grad()
+    def predict(img: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / 255
+        y = model(x).clamp(0, 1).mul(255).round().to(torch.uint8)
+        return y[0].permute(1, 2, 0).cpu().numpy()
+
+    return predict
+
+
+def validate(
+    model: torch.nn.Module, cfg: TrainConfig, images: list, device: torch.device
+) -> dict[str, float]:
+    """Mean PSNR on the validation images: Y-PSNR for SR, RGB PSNR at σ = 25 for the denoiser."""
+    spec = get_spec(cfg.model)
+    model.eval()
+    predict = torch_predictor(model, device)
+    if spec.task == "sr":
+        scores = evaluate_sr(images, spec.scale, predict)
+    else:
+        scores = evaluate_denoise(images, lambda img, k: add_gaussian_noise(img, 25, k), predict, on_y=False)
+    model.train()
+    return mean_scores(scores)
+
+
+def _save_checkpoint(path: Path, model, opt, step: int, elapsed_s: float, history: list) -> None:
+    tmp = path.with_suffix(".tmp")
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed_s": elapsed_s}
+    torch.save(state, tmp)
+    tmp.replace(path)
+    (path.parent / "history.json").write_text(json.dumps(history, indent=1))
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Train cfg.model; returns the path of the final weights (safetensors)."""
+    spec = get_spec(cfg.model)
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "config.json").write_text(json.dumps(cfg.to_json(), indent=1))
+
+    model = spec.build().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    ckpt_path = cfg.out / "checkpoint.pt"
+    start, history, spent_s = 0, [], 0.0
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start, spent_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
+        history = json.loads((cfg.out / "history.json").read_text())
+        log(f"resumed at step {start}")
+
+    images = load_images(cfg.data)
+    sampler = PatchSampler(
+        images,
+        scale=spec.scale,
+        patch=cfg.patch,
+        batch=cfg.batch,
+        augment_cfg=cfg.augment,
+        device=device,
+        seed=cfg.seed + start,  # a resumed run does not replay the batches it already saw
+        noise=cfg.noise if spec.task == "denoise" else None,
+    )
+    val_images = []
+    if cfg.val_data is not None:
+        val_images = [(f"{i}", img) for i, img in enumerate(load_images(cfg.val_data, mode="RGB"))]
+
+    t0, seen = time.perf_counter(), 0
+    step = start
+    while (progress := _progress(cfg, step, spent_s + time.perf_counter() - t0)) < 1.0:
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(cfg, step, progress)
+        lr_img, hr_img = sampler.sample()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            pred = model(lr_img)
+        loss = pixel_loss(cfg.loss, pred.float(), hr_img)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        seen += lr_img.shape[0]
+        step += 1
+        elapsed = spent_s + time.perf_counter() - t0
+        last = _progress(cfg, step, elapsed) >= 1.0
+        if step % cfg.val_every == 0 or last:
+            rate = seen / (time.perf_counter() - t0)
+            entry = {"step": step, "elapsed_s": round(elapsed, 1), "patches_per_s": round(rate, 1)}
+            entry["loss"] = float(loss.detach())
+            if val_images:
+                entry.update(
+                    {f"val_{k}": round(v, 4) for k, v in validate(model, cfg, val_images, device).items()}
+                )
+            history.append(entry)
+            log(json.dumps(entry))
+        if step % cfg.ckpt_every == 0 or last:
+            _save_checkpoint(ckpt_path, model, opt, step, elapsed, history)
+
+    weights = cfg.out / "model.safetensors"
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
+    return weights
