@@ -23,12 +23,18 @@ from vsr.train.augment import AugmentConfig, augment
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
-def load_images(folder: Path, *, mode: str = "RGB") -> list[np.ndarray]:
-    """Every image in `folder` (sorted by name) as uint8 arrays in `mode`."""
+def load_images(folder: Path, *, mode: str | None = "RGB") -> list[np.ndarray]:
+    """Every image in `folder` (sorted by name) as uint8 arrays in `mode`; None keeps greyscale files
+    greyscale (the evaluation protocol scores them as Y directly) and makes every other file RGB."""
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise FileNotFoundError(f"no images in {folder}")
-    return [np.asarray(Image.open(p).convert(mode)) for p in paths]
+    images = []
+    for path in paths:
+        with Image.open(path) as img:
+            target = mode or ("L" if img.mode in ("L", "I;16") else "RGB")
+            images.append(np.asarray(img.convert(target)))
+    return images
 
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:

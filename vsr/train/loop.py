@@ -136,7 +136,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
     )
     val_images = []
     if cfg.val_data is not None:
-        val_images = [(f"{i}", img) for i, img in enumerate(load_images(cfg.val_data, mode="RGB"))]
+        val_images = [(f"{i}", img) for i, img in enumerate(load_images(cfg.val_data, mode=None))]
 
     t0, seen = time.perf_counter(), 0
     step = start

@@ -1,0 +1,61 @@
+"""The shipped model artefacts (engines/): a manifest, safetensors weights and ONNX graphs.
+
+In a built wheel they live inside the package as vsr/engines; in a source checkout, at the repo root.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vsr.errors import ModelError, UsageError
+from vsr.models.registry import ModelSpec, get_spec
+
+MANIFEST = "manifest.json"
+
+
+def engines_dir() -> Path:
+    """Where the shipped artefacts are: vsr/engines in a wheel, ../engines in a source checkout."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "engines", package.parent / "engines"):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise ModelError(f"no {MANIFEST} beside the vsr package: the installation is incomplete")
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One manifest entry with its files resolved."""
+
+    spec: ModelSpec
+    onnx: Path
+    weights: Path
+    entry: dict[str, Any]  # params, GFLOPs, metrics, training recipe, hashes
+
+
+def load_manifest(root: Path | None = None) -> dict[str, Any]:
+    """The manifest as a dict ({"models": {name: entry}})."""
+    root = root or engines_dir()
+    return json.loads((root / MANIFEST).read_text())
+
+
+def shipped_models(root: Path | None = None) -> dict[str, ShippedModel]:
+    """Every model the manifest ships, by name."""
+    root = root or engines_dir()
+    models = {}
+    for name, entry in load_manifest(root)["models"].items():
+        models[name] = ShippedModel(get_spec(name), root / entry["onnx"], root / entry["weights"], entry)
+    return models
+
+
+def shipped_model(name: str, root: Path | None = None) -> ShippedModel:
+    """The shipped model `name`; UsageError naming the shipped ones otherwise."""
+    models = shipped_models(root)
+    if name not in models:
+        raise UsageError(f"model {name!r} is not shipped; shipped: {', '.join(models)}")
+    model = models[name]
+    if not model.onnx.is_file():
+        raise ModelError(f"{model.onnx}: missing from the installation")
+    return model

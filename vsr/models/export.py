@@ -1,0 +1,63 @@
+"""ONNX export with the uint8 interface fused into the graph.
+
+The graph takes (N, H, W, 3) uint8 RGB and returns (N, H·s, W·s, 3) uint8 RGB: layout change,
+normalisation, clamping and rounding run inside the runtime, so the hot loop does no per-pixel numpy.
+N, H and W are dynamic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from vsr.models.registry import ModelSpec
+
+OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+
+
+class Uint8Io(nn.Module):
+    """Wraps a float NCHW 0..1 network with uint8 NHWC input and output."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.net(x.permute(0, 3, 1, 2).float() * (1.0 / 255.0))
+        return (y * 255.0).round().clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def load_model(spec: ModelSpec, weights: Path) -> nn.Module:
+    """Build the architecture of `spec` and load its safetensors state dict, in eval mode."""
+    model = spec.build()
+    model.load_state_dict(load_file(str(weights)))
+    return model.eval()
+
+
+def export_onnx(model: nn.Module, out: Path, *, sample_size: tuple[int, int] = (64, 64)) -> Path:
+    """Write `model` as an ONNX graph with uint8 NHWC I/O and dynamic batch, height and width."""
+    wrapped = Uint8Io(model).eval()
+    dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapped,
+            (dummy,),
+            str(out),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "n", 1: "h", 2: "w"}, OUTPUT_NAME: {0: "n", 1: "h_out", 2: "w_out"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return out
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (manifest integrity and engine cache keys)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

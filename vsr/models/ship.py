@@ -1,0 +1,118 @@
+"""Turn a finished training run into shipped artefacts: weights, ONNX graph, measured manifest entry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vsr.backends.ort_backend import OrtBackend
+from vsr.evaluate import Score, evaluate_sr, mean_scores
+from vsr.models.artefacts import MANIFEST
+from vsr.models.export import export_onnx, load_model, sha256
+from vsr.models.registry import ModelSpec, get_spec
+from vsr.train.data import load_images
+
+FULL_HD = (1080, 1920)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def gflops_per_frame(model: nn.Module, size: tuple[int, int] = FULL_HD) -> float:
+    """GFLOPs (2 × multiply-adds of the convolutions) for one RGB input frame of `size` (H, W).
+
+    Measured on a 64×64 input and scaled by the pixel count: every layer here is convolutional.
+    """
+    macs = 0
+
+    def hook(module: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+        nonlocal macs
+        if isinstance(module, nn.ConvTranspose2d):
+            # Each input pixel scatters a full kernel into the output.
+            macs += _inp[0][0, 0].numel() * module.in_channels * module.out_channels * module.kernel_size[0] ** 2
+        else:
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            macs += out[0].numel() * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 64, 64))
+    for h in handles:
+        h.remove()
+    return 2 * macs * (size[0] * size[1]) / (64 * 64) / 1e9
+
+
+def _training_command(config: dict[str, Any]) -> str:
+    keys = ("model", "data", "out", "steps", "minutes", "batch", "patch", "lr", "loss", "val_data", "val_every",
+            "seed", "device")
+    parts = ["vsr train"]
+    for k in keys:
+        if config.get(k) is not None:
+            parts.append(f"--{k.replace('_', '-')} {config[k]}")
+    parts.append(f"--jitter {config['augment']['jitter_prob']}")
+    if config.get("amp"):
+        parts.append("--amp")
+    return " ".join(parts)
+
+
+def _summary(scores: list[Score]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in mean_scores(scores).items()}
+
+
+def measure(spec: ModelSpec, onnx_path: Path, eval_dir: Path, threads: int = 0) -> dict[str, dict[str, float]]:
+    """Mean PSNR/SSIM through ONNX Runtime on Set5 and Set14, the protocol's baseline beside it."""
+    results = {}
+    with OrtBackend(onnx_path, threads=threads) as backend:
+        for name in ("Set5", "Set14"):
+            images = [(str(i), img) for i, img in enumerate(load_images(eval_dir / name, mode=None))]
+            scores = evaluate_sr(images, spec.scale, lambda img: backend.run(img[None])[0])
+            results[name] = _summary(scores)
+    return results
+
+
+
+def ship(name: str, run_dir: Path, root: Path, eval_dir: Path, *, trained_on: str) -> dict[str, Any]:
+    """Export run_dir's weights for `name` into `root`, measure them, and write the manifest entry."""
+    spec = get_spec(name)
+    weights = root / f"{name}.safetensors"
+    onnx_path = root / f"{name}.onnx"
+    shutil.copyfile(run_dir / "model.safetensors", weights)
+    model = load_model(spec, weights)
+    export_onnx(model, onnx_path)
+    config = json.loads((run_dir / "config.json").read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+    entry: dict[str, Any] = {
+        "arch": spec.arch,
+        "task": spec.task,
+        "family": spec.family,
+        "scale": spec.scale,
+        "kwargs": spec.kwargs,
+        "params": count_params(model),
+        "gflops_1080p": round(gflops_per_frame(model), 1),
+        "weights": weights.name,
+        "onnx": onnx_path.name,
+        "sha256": {weights.name: sha256(weights), onnx_path.name: sha256(onnx_path)},
+        "training": {
+            "command": _training_command(config),
+            "recipe": "recipes/train_gpu.sh",
+            "data": Path(config["data"]).name,
+            "steps": history[-1]["step"],
+            "elapsed_s": history[-1]["elapsed_s"],
+            "trained_on": trained_on,
+        },
+    }
+    if spec.task == "sr":
+        entry["metrics"] = measure(spec, onnx_path, eval_dir)
+    manifest_path = root / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
+    manifest["models"][name] = entry
+    manifest["models"] = dict(sorted(manifest["models"].items()))
+    manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return entry
