@@ -16,7 +16,9 @@ from vsr.errors import UsageError
 def export_command(
     model: Annotated[str, typer.Option(help="Registered model name.")],
     run: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Run folder of `vsr train`.")],
-    engines: Annotated[Path, typer.Option(file_okay=False, help="Artefact folder to write into.")] = Path("engines"),
+    engines: Annotated[Path, typer.Option(file_okay=False, help="Artefact folder to write into.")] = Path(
+        "engines"
+    ),
     eval_data: Annotated[Path, typer.Option(exists=True, help="Folder with Set5/ and Set14/.")] = Path(
         "../shared/data/sr-eval"
     ),

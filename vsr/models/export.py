@@ -51,7 +51,10 @@ def export_onnx(model: nn.Module, out: Path, *, sample_size: tuple[int, int] = (
             str(out),
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "n", 1: "h", 2: "w"}, OUTPUT_NAME: {0: "n", 1: "h_out", 2: "w_out"}},
+            dynamic_axes={
+                INPUT_NAME: {0: "n", 1: "h", 2: "w"},
+                OUTPUT_NAME: {0: "n", 1: "h_out", 2: "w_out"},
+            },
             opset_version=OPSET,
             dynamo=False,
         )

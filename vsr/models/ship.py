@@ -36,12 +36,18 @@ def gflops_per_frame(model: nn.Module, size: tuple[int, int] = FULL_HD) -> float
         nonlocal macs
         if isinstance(module, nn.ConvTranspose2d):
             # Each input pixel scatters a full kernel into the output.
-            macs += _inp[0][0, 0].numel() * module.in_channels * module.out_channels * module.kernel_size[0] ** 2
+            macs += (
+                _inp[0][0, 0].numel() * module.in_channels * module.out_channels * module.kernel_size[0] ** 2
+            )
         else:
             k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
             macs += out[0].numel() * k
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
+    ]
     with torch.no_grad():
         model(torch.zeros(1, 3, 64, 64))
     for h in handles:
@@ -50,8 +56,21 @@ def gflops_per_frame(model: nn.Module, size: tuple[int, int] = FULL_HD) -> float
 
 
 def _training_command(config: dict[str, Any]) -> str:
-    keys = ("model", "data", "out", "steps", "minutes", "batch", "patch", "lr", "loss", "val_data", "val_every",
-            "seed", "device")
+    keys = (
+        "model",
+        "data",
+        "out",
+        "steps",
+        "minutes",
+        "batch",
+        "patch",
+        "lr",
+        "loss",
+        "val_data",
+        "val_every",
+        "seed",
+        "device",
+    )
     parts = ["vsr train"]
     for k in keys:
         if config.get(k) is not None:
@@ -66,7 +85,9 @@ def _summary(scores: list[Score]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in mean_scores(scores).items()}
 
 
-def measure(spec: ModelSpec, onnx_path: Path, eval_dir: Path, threads: int = 0) -> dict[str, dict[str, float]]:
+def measure(
+    spec: ModelSpec, onnx_path: Path, eval_dir: Path, threads: int = 0
+) -> dict[str, dict[str, float]]:
     """Mean PSNR/SSIM through ONNX Runtime on Set5 and Set14, the protocol's baseline beside it."""
     results = {}
     with OrtBackend(onnx_path, threads=threads) as backend:
@@ -75,7 +96,6 @@ def measure(spec: ModelSpec, onnx_path: Path, eval_dir: Path, threads: int = 0) 
             scores = evaluate_sr(images, spec.scale, lambda img: backend.run(img[None])[0])
             results[name] = _summary(scores)
     return results
-
 
 
 def ship(name: str, run_dir: Path, root: Path, eval_dir: Path, *, trained_on: str) -> dict[str, Any]:
