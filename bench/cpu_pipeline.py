@@ -1,0 +1,261 @@
+"""CPU pipeline benchmark: each stage alone, the threaded pipeline, a naive loop, and peak RSS vs clip length.
+
+    .venv/bin/python bench/cpu_pipeline.py [--model espcn-x2] [--frames N] [--rss-frames N] [--repeats N]
+                                           [--out bench/results/cpu_pipeline.json]
+
+Every stage alone gets all cores, so on a CPU the stages of the pipeline share the cores and the best it can
+do is the shared-core bound 1 / (1/decode + 1/model + 1/encode); efficiency = end-to-end / bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import onnxruntime as ort
+
+# Run from a source checkout whether or not the package is installed into the venv.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vsr.backends.ort_backend import OrtBackend  # noqa: E402
+from vsr.media import Frame, VideoReader, VideoWriter  # noqa: E402
+from vsr.models.artefacts import shipped_model  # noqa: E402
+from vsr.pipeline.job import UpscaleJob, UpscaleRequest  # noqa: E402
+
+SAMPLE = ROOT / "samples" / "sample.mp4"
+BATCH = UpscaleRequest.batch  # the pipeline's default batch size
+LONG_FACTOR = 10
+
+
+def make_clip(src: Path, dst: Path, frames: int, repeats: int = 1) -> None:
+    """Stream-copy the first `frames` video packets (and the audio demuxed with them), `repeats` times over.
+
+    Packets are cut in decode order, so every kept frame's references are kept too; each repeat starts on the
+    source's first (key) frame and is shifted by the longest stream's span, so timestamps keep rising.
+    """
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        kept = [s for s in inp.streams if s.type in ("video", "audio")]
+        outs = {s.index: out.add_stream_from_template(s) for s in kept}
+        offset = dict.fromkeys(outs, 0)
+        for _ in range(repeats):
+            span = dict.fromkeys(outs, 0)
+            first = dict.fromkeys(outs, 0)
+            inp.seek(0)
+            seen = 0
+            for packet in inp.demux(*kept):
+                if packet.dts is None or not packet.size:
+                    continue
+                if packet.stream.type == "video":
+                    if seen == frames:
+                        break
+                    seen += 1
+                i = packet.stream.index
+                pts = packet.dts if packet.pts is None else packet.pts
+                if span[i] == 0:
+                    first[i] = min(packet.dts, pts)
+                end = max(pts, packet.dts) + (packet.duration or 1)
+                span[i] = max(span[i], end - first[i])
+                packet.pts = None if packet.pts is None else packet.pts + offset[i]
+                packet.dts += offset[i]
+                packet.stream = outs[i]
+                out.mux(packet)
+            # One shift in seconds for all streams keeps audio and video aligned across repeats.
+            shift = max(span[s.index] * s.time_base for s in kept)
+            for s in kept:
+                offset[s.index] += math.ceil(shift / s.time_base)
+
+
+def decode_all(clip: Path) -> list[np.ndarray]:
+    """The clip's frames as the pipeline sees them (RGB, source colour matrix)."""
+    with VideoReader(clip) as reader:
+        return [item.rgb for item in reader if isinstance(item, Frame)]
+
+
+def time_decode(clip: Path) -> float:
+    """Decode-only fps: iterating the reader, RGB conversion included, container opening excluded."""
+    with VideoReader(clip) as reader:
+        start, n = time.perf_counter(), 0
+        for item in reader:
+            n += isinstance(item, Frame)
+        return n / (time.perf_counter() - start)
+
+
+def time_model(backend: OrtBackend, batches: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+    """Model-only fps on pre-stacked batches; also returns the upscaled frames for the encode bench."""
+    backend.run(batches[0])  # warm-up: the first run on a shape allocates and plans
+    start, outputs = time.perf_counter(), []
+    for batch in batches:
+        outputs.extend(backend.run(batch))
+    return sum(len(b) for b in batches) / (time.perf_counter() - start), outputs
+
+
+def time_encode(clip: Path, frames: list[np.ndarray], out: Path) -> float:
+    """Encode-only fps of in-memory RGB frames with the default EncodeOptions, commit (flush) included."""
+    height, width = frames[0].shape[:2]
+    with VideoReader(clip) as reader:
+        step = round(1 / (reader.format.frame_rate * reader.format.time_base))
+        with VideoWriter(out, source=reader, width=width, height=height) as writer:
+            start = time.perf_counter()
+            for i, rgb in enumerate(frames):
+                writer.write_frame(rgb, i * step)
+            writer.commit()
+            return len(frames) / (time.perf_counter() - start)
+
+
+def time_e2e(clip: Path, out: Path, backend: OrtBackend, scale: int) -> float:
+    """End-to-end fps of UpscaleJob, file opening included (as a user sees it)."""
+    job = UpscaleJob(UpscaleRequest(clip, out, scale, overwrite=True), [backend])
+    start = time.perf_counter()
+    result = job.run()
+    return result.frames / (time.perf_counter() - start)
+
+
+def time_naive(clip: Path, out: Path, backend: OrtBackend, scale: int) -> float:
+    """One thread, one frame at a time: decode → model → encode, audio copied as the pipeline does."""
+    start = time.perf_counter()
+    with VideoReader(clip) as reader:
+        fmt = reader.format
+        with VideoWriter(out, source=reader, width=fmt.width * scale, height=fmt.height * scale) as writer:
+            for item in reader:
+                if isinstance(item, Frame):
+                    writer.write_frame(backend.run(item.rgb[None])[0], item.pts)
+                else:
+                    writer.write_packet(item)
+            writer.commit()
+            return writer.frames_written / (time.perf_counter() - start)
+
+
+def repeat(fn: Callable[[], float], times: int) -> dict[str, float | list[float]]:
+    """Best of `times` runs (the least disturbed by the rest of the machine), with every sample."""
+    samples = [round(fn(), 3) for _ in range(times)]
+    return {"best": max(samples), "median": statistics.median(samples), "samples": samples}
+
+
+def child(clip: Path, model: str, out: Path) -> None:
+    """--child mode: one end-to-end run in this fresh process, then fps and peak RSS as JSON on stdout."""
+    with OrtBackend(shipped_model(model).onnx) as backend:
+        fps = time_e2e(clip, out, backend, shipped_model(model).spec.scale)
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"fps": round(fps, 3), "peak_rss_mib": round(rss_kib / 1024, 1)}))
+
+
+def rss_run(clip: Path, model: str, out: Path) -> dict[str, float]:
+    """Peak RSS of an end-to-end run in its own process, so earlier runs' memory does not count."""
+    cmd = [sys.executable, __file__, "--child", str(clip), "--model", model, "--out", str(out)]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
+def main() -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
+    parser.add_argument("--model", default="espcn-x2")
+    parser.add_argument("--frames", type=int, default=60, help="sample frames of the fps runs")
+    parser.add_argument("--rss-frames", type=int, default=24, help="base clip of the RSS runs (long: 10×)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each fps measurement (best kept)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cpu_pipeline.json")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.model, args.out)
+        return
+
+    shipped = shipped_model(args.model)
+    scale = shipped.spec.scale
+    with tempfile.TemporaryDirectory(prefix="vsr-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        clip, out = tmp / "clip.mp4", tmp / "out.mp4"
+        make_clip(SAMPLE, clip, args.frames)
+        frames = decode_all(clip)
+        batches = [np.stack(frames[i : i + BATCH]) for i in range(0, len(frames), BATCH)]
+        height, width = frames[0].shape[:2]
+        upscaled: list[np.ndarray] = []
+
+        def model_fps() -> float:
+            fps, outputs = time_model(backend, batches)
+            upscaled[:] = outputs
+            return fps
+
+        print(f"{args.model}: {len(frames)} frames {width}×{height} → ×{scale}, {args.repeats} runs each")
+        with OrtBackend(shipped.onnx) as backend:
+            fps = {
+                "decode": repeat(lambda: time_decode(clip), max(args.repeats, 3)),
+                "model": repeat(model_fps, args.repeats),
+                "encode": repeat(lambda: time_encode(clip, upscaled, out), args.repeats),
+                "end_to_end": repeat(lambda: time_e2e(clip, out, backend, scale), args.repeats),
+                "naive": repeat(lambda: time_naive(clip, out, backend, scale), args.repeats),
+            }
+        del upscaled[:]
+
+        short, long = tmp / "rss-short.mp4", tmp / "rss-long.mp4"
+        make_clip(SAMPLE, short, args.rss_frames)
+        make_clip(SAMPLE, long, args.rss_frames, repeats=LONG_FACTOR)
+        rss = {"short": rss_run(short, args.model, out), "long": rss_run(long, args.model, out)}
+
+    best = {k: float(v["best"]) for k, v in fps.items()}
+    bound = 1 / sum(1 / best[k] for k in ("decode", "model", "encode"))
+    slowest = min(best["decode"], best["model"], best["encode"])
+    ratios = {
+        "cpu_pipeline_efficiency": best["end_to_end"] / bound,
+        "end_to_end_vs_slowest_stage": best["end_to_end"] / slowest,
+        "end_to_end_vs_naive": best["end_to_end"] / best["naive"],
+        "rss_long_vs_short": rss["long"]["peak_rss_mib"] / rss["short"]["peak_rss_mib"],
+    }
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "onnxruntime": ort.__version__,
+            "av": av.__version__,
+            "numpy": np.__version__,
+        },
+        "model": args.model,
+        "backend": backend.name,
+        "input_size": [width, height],
+        "output_size": [width * scale, height * scale],
+        "frames": len(frames),
+        "batch": BATCH,
+        "statistic": f"best (highest fps) of {args.repeats} runs, decode of {max(args.repeats, 3)}",
+        "fps": fps,
+        "shared_core_bound_fps": round(bound, 3),
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "targets": {"cpu_pipeline_efficiency": ">= 0.9", "rss_long_vs_short": "<= 1.15"},
+        "rss": {
+            "short_frames": args.rss_frames,
+            "long_frames": args.rss_frames * LONG_FACTOR,
+            "short": rss["short"],
+            "long": rss["long"],
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+    for name, value in best.items():
+        print(f"  {name + ' fps':<24}{value:8.2f}")
+    print(f"  {'shared-core bound fps':<24}{bound:8.2f}")
+    for name, value in ratios.items():
+        print(f"  {name:<32}{value:6.3f}")
+    for name in ("short", "long"):
+        r = rss[name]
+        print(f"  peak RSS {name:<6}{r['peak_rss_mib']:8.1f} MiB  ({r['fps']:.2f} fps)")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""`vsr upscale INPUT OUTPUT`: the main job."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from vsr.cli import app
+from vsr.errors import UsageError
+from vsr.pipeline import JobResult, UpscaleJob, UpscaleRequest
+from vsr.pipeline import Progress as JobProgress
+
+# The default model per scale: the fastest shipped one, so a CPU-only machine gets a usable speed.
+DEFAULT_MODELS = {2: "espcn-x2", 4: "compact-x4"}
+
+
+def _choose_model(model: str | None, scale: int | None) -> str:
+    from vsr.models.artefacts import shipped_model
+
+    if model is None:
+        scale = scale or 2
+        if scale not in DEFAULT_MODELS:
+            raise UsageError(f"no default model for scale {scale}; choose one of {sorted(DEFAULT_MODELS)}")
+        model = DEFAULT_MODELS[scale]
+    shipped = shipped_model(model)
+    if scale is not None and shipped.spec.scale != scale:
+        raise UsageError(f"model {model} upscales ×{shipped.spec.scale}, not ×{scale}")
+    return model
+
+
+@app.command("upscale")
+def upscale_command(
+    input: Annotated[
+        Path, typer.Argument(help="Video file to upscale (never modified).", show_default=False)
+    ],
+    output: Annotated[Path, typer.Argument(help="Where to write the result.", show_default=False)],
+    model: Annotated[
+        str | None, typer.Option(help="Shipped model (see `vsr models`); default: by --scale.")
+    ] = None,
+    scale: Annotated[int | None, typer.Option(help="Upscale factor; picks the default model for it.")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Frames per inference call.")] = 2,
+    codec: Annotated[str, typer.Option(help="Video encoder (FFmpeg name).")] = "libx264",
+    crf: Annotated[int, typer.Option(min=0, max=63, help="Constant rate factor (x264/x265).")] = 18,
+    preset: Annotated[str, typer.Option(help="Encoder preset (x264/x265).")] = "medium",
+    pix_fmt: Annotated[
+        str | None, typer.Option(help="Output pixel format; default: the input's chroma family.")
+    ] = None,
+    threads: Annotated[int, typer.Option(min=0, help="Inference threads; 0 = one per core.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Upscale a video; audio, subtitles, timestamps and colour tags are kept."""
+    from vsr.backends.ort_backend import OrtBackend
+    from vsr.media import EncodeOptions
+    from vsr.models.artefacts import shipped_model
+
+    name = _choose_model(model, scale)
+    shipped = shipped_model(name)
+    request = UpscaleRequest(
+        input=input,
+        output=output,
+        scale=shipped.spec.scale,
+        batch=batch,
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+        overwrite=overwrite,
+    )
+    with OrtBackend(shipped.onnx, threads=threads) as backend:
+        job = UpscaleJob(request, [backend])
+        result = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
+    if as_json:
+        print(json.dumps({"model": name, **dataclasses.asdict(result)}, indent=2))
+    else:
+        _print_summary(name, result)
+
+
+def _run_with_progress(job: UpscaleJob, *, show: bool) -> JobResult:
+    if not show:
+        return job.run()
+    columns = (
+        TextColumn("[bold]upscaling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]:.1f} fps"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("upscale", total=None, fps=0.0)
+
+        def update(p: JobProgress) -> None:
+            bar.update(task, completed=p.encoded, total=p.total_frames, fps=p.fps)
+
+        return job.run(update)
+
+
+def _print_summary(model: str, r: JobResult) -> None:
+    (w, h), (ow, oh) = r.input_size, r.output_size
+    print(
+        f"{r.output}: {r.frames} frames {w}x{h} → {ow}x{oh} with {model} in {r.seconds:.1f} s "
+        f"({r.fps:.2f} fps), {r.streams_copied} streams copied"
+    )
+    for warning in r.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
