@@ -215,7 +215,7 @@ def main() -> None:
         "rss_long_vs_short": rss["long"]["peak_rss_mib"] / rss["short"]["peak_rss_mib"],
     }
     report = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
         "machine": {
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),

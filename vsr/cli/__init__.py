@@ -25,7 +25,7 @@ def _root() -> None:
 
 def _register() -> None:
     # Imported here so that each command module can import `app` from this package without a cycle.
-    from vsr.cli import export_cmd, probe_cmd, train_cmd, upscale_cmd  # noqa: F401
+    from vsr.cli import export_cmd, models_cmd, probe_cmd, train_cmd, upscale_cmd  # noqa: F401
 
 
 def _fail(message: str, code: int) -> int:
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     try:
         result = app(args=argv, prog_name="vsr", standalone_mode=False)
-    except typer.Exit as exc:  # also --help
-        return exc.exit_code
+    except typer.Exit as exc:  # also --help; typer turns Ctrl-C into Exit(130)
+        return _fail("interrupted", 130) if exc.exit_code == 130 else exc.exit_code
     except typer.Abort:
         return _fail("interrupted", 130)
     except typer.TyperException as exc:  # bad usage: the parser's own message
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("VSR_DEBUG"):
             raise
         return _fail(f"internal error: {type(exc).__name__}: {exc} (set VSR_DEBUG=1 for a traceback)", 3)
+    if result == 130:  # typer returns Ctrl-C as exit code 130 when not in standalone mode
+        return _fail("interrupted", 130)
     return result if isinstance(result, int) else 0
 
 

@@ -22,7 +22,9 @@ class StageGroup:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.error: BaseException | None = None
-        self._threads: list[threading.Thread] = []
+        # Completion is tracked with Events rather than Thread.join/is_alive: on Python < 3.13 a join that
+        # Ctrl-C interrupts can leave is_alive() False while the thread still runs (CPython gh-90882).
+        self._done: list[threading.Event] = []
         self._lock = threading.Lock()
 
     def channel(self, depth: int) -> Channel:
@@ -31,6 +33,8 @@ class StageGroup:
 
     def spawn(self, name: str, fn: Callable[[], None]) -> None:
         """Start `fn` in a thread; an exception in it stops the whole group."""
+
+        done = threading.Event()
 
         def body() -> None:
             try:
@@ -42,19 +46,20 @@ class StageGroup:
                     if self.error is None:
                         self.error = exc
                 self.stop.set()
+            finally:
+                done.set()
 
-        thread = threading.Thread(target=body, name=f"vsr-{name}", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        self._done.append(done)
+        threading.Thread(target=body, name=f"vsr-{name}", daemon=True).start()
 
     def alive(self) -> bool:
         """Whether any stage is still running."""
-        return any(t.is_alive() for t in self._threads)
+        return not all(d.is_set() for d in self._done)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for every stage (each up to `timeout` seconds)."""
-        for t in self._threads:
-            t.join(timeout)
+        for done in self._done:
+            done.wait(timeout)
 
 
 class Channel:

@@ -1,0 +1,78 @@
+"""The ONNX Runtime backend against the torch reference, and the base install without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsr.backends import Backend
+from vsr.backends.ort_backend import OrtBackend
+from vsr.errors import ModelError
+from vsr.models.artefacts import engines_dir, shipped_models
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(shipped_models())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_onnx_matches_torch_within_one_level(name: str) -> None:
+    torch = pytest.importorskip("torch")
+    from vsr.models.export import Uint8Io, load_model
+
+    model = shipped_models()[name]
+    net = load_model(model.spec, model.weights)
+    batch = np.random.default_rng(1).integers(0, 256, (2, 23, 37, 3), dtype=np.uint8)  # odd sizes on purpose
+    with OrtBackend(model.onnx, threads=1) as backend:
+        assert isinstance(backend, Backend)
+        got = backend.run(batch)
+    with torch.no_grad():
+        want = Uint8Io(net)(torch.from_numpy(batch)).numpy()
+    s = model.spec.scale
+    assert got.shape == want.shape == (2, 23 * s, 37 * s, 3) and got.dtype == np.uint8
+    diff = np.abs(got.astype(np.int16) - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_manifest_hashes_match_files() -> None:
+    from hashlib import sha256
+
+    for model in shipped_models().values():
+        for path in (model.onnx, model.weights):
+            assert sha256(path.read_bytes()).hexdigest() == model.entry["sha256"][path.name], path
+
+
+def test_unreadable_graph_is_a_model_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a graph")
+    with pytest.raises(ModelError, match="cannot load"):
+        OrtBackend(bad)
+
+
+def test_cpu_path_works_without_torch(tmp_path: Path) -> None:
+    # A sitecustomize that makes `import torch` fail stands in for an environment without the train extra.
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
+    code = (
+        "import numpy as np, vsr, vsr.cli, vsr.pipeline\n"
+        "from vsr.backends.ort_backend import OrtBackend\n"
+        "from vsr.models.artefacts import shipped_model\n"
+        "b = OrtBackend(shipped_model('espcn-x2').onnx)\n"
+        "print(b.run(np.zeros((1, 8, 8, 3), np.uint8)).shape)\n"
+        "import sys; print('torch' in sys.modules and sys.modules['torch'] is not None)\n"
+    )
+    env = {"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["(1,", "16,", "16,", "3)", "False"]
+
+
+def test_manifest_records_recipe_and_metrics() -> None:
+    manifest = json.loads((engines_dir() / "manifest.json").read_text())
+    for name, entry in manifest["models"].items():
+        assert entry["training"]["command"].startswith(f"vsr train --model {name} ")
+        assert entry["params"] > 0 and entry["gflops_1080p"] > 0
+        for dataset in ("Set5", "Set14"):
+            assert entry["metrics"][dataset]["psnr"] > entry["metrics"][dataset]["baseline_psnr"]

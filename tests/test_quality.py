@@ -1,0 +1,85 @@
+"""The evaluation protocol and the shipped models' quality, on ../shared/data when it is present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsr.evaluate import bicubic_predictor, evaluate_sr, mean_scores
+from vsr.imresize import imresize
+from vsr.models.artefacts import engines_dir
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+SR_EVAL = DATA / "sr-eval"
+needs_data = pytest.mark.skipif(not SR_EVAL.is_dir(), reason="../shared/data is not present")
+
+# Published bicubic Y-PSNR on the MATLAB protocol (../shared/data/README.md).
+BICUBIC = {("Set5", 2): 33.66, ("Set5", 3): 30.39, ("Set5", 4): 28.42,
+           ("Set14", 2): 30.24, ("Set14", 3): 27.55, ("Set14", 4): 26.00}  # fmt: skip
+
+
+def _images(name: str) -> list[tuple[str, np.ndarray]]:
+    from PIL import Image
+
+    out = []
+    for p in sorted((SR_EVAL / name).iterdir()):
+        with Image.open(p) as img:
+            out.append((p.stem, np.asarray(img.convert("L" if img.mode == "L" else "RGB"))))
+    return out
+
+
+def test_imresize_agrees_with_pillow_away_from_borders() -> None:
+    # Pillow's BICUBIC is an independent implementation of the same Keys kernel (a = -0.5, widened when
+    # shrinking); it differs only at the borders (truncation vs mirroring) and by its 8-bit intermediate.
+    from PIL import Image
+
+    y, x = np.mgrid[0:96, 0:120]
+    img = np.stack(
+        [
+            128 + 100 * np.sin(x / 7 + y / 11),
+            128 + 90 * np.cos(x / 5 - y / 9),
+            128 + 60 * np.sin((x + y) / 6),
+        ],
+        -1,
+    )
+    img = img.round().astype(np.uint8)
+    for scale in (2, 3, 4):
+        for factor in (1 / scale, scale):
+            ours = imresize(img, factor)
+            size = (round(120 * factor), round(96 * factor))
+            pillow = np.asarray(Image.fromarray(img).resize(size, Image.BICUBIC))
+            assert ours.shape == pillow.shape
+            m = 8 if factor > 1 else 3
+            assert np.abs(ours.astype(int) - pillow)[m:-m, m:-m].max() <= 2
+
+
+def test_imresize_keeps_constants_and_sizes() -> None:
+    flat = np.full((9, 7, 3), 77, np.uint8)
+    small = imresize(flat, 1 / 3)
+    assert small.shape == (3, 3, 3) and (small == 77).all()
+    assert imresize(flat, 2).shape == (18, 14, 3) and (imresize(flat, 2) == 77).all()
+
+
+@needs_data
+@pytest.mark.parametrize("dataset,scale", sorted(BICUBIC))
+def test_bicubic_reproduces_published_baseline(dataset: str, scale: int) -> None:
+    scores = evaluate_sr(_images(dataset), scale, bicubic_predictor(scale))
+    assert mean_scores(scores)["psnr"] == pytest.approx(BICUBIC[dataset, scale], abs=0.02)
+
+
+@needs_data
+@pytest.mark.parametrize("name", sorted(json.loads((engines_dir() / "manifest.json").read_text())["models"]))
+def test_shipped_model_reproduces_its_manifest_psnr(name: str) -> None:
+    from vsr.backends.ort_backend import OrtBackend
+    from vsr.models.artefacts import shipped_model
+
+    model = shipped_model(name)
+    with OrtBackend(model.onnx) as backend:
+        for dataset in ("Set5", "Set14"):
+            scores = evaluate_sr(_images(dataset), model.spec.scale, lambda img: backend.run(img[None])[0])
+            recorded = model.entry["metrics"][dataset]
+            assert mean_scores(scores)["psnr"] == pytest.approx(recorded["psnr"], abs=0.01)
+            assert recorded["psnr"] > recorded["baseline_psnr"] + 1.0  # a real gain over bicubic
