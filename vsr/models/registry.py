@@ -44,7 +44,7 @@ _SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("compact-x4", "compact:Compact", "sr", "post-upsampling", 4, {"features": 48, "num_conv": 10}),
     ModelSpec("srcnn-x2", "srcnn:SRCNN", "sr", "pre-upsampling", 2),
     ModelSpec("vdsr-x2", "vdsr:VDSR", "sr", "pre-upsampling", 2),
-    ModelSpec("dncnn-color", "dncnn:DnCNN", "denoise", "denoise", 1),
+    ModelSpec("dncnn-color", "dncnn:DnCNN", "denoise", "denoise", 1, {"features": 32, "depth": 12}),
 )
 
 

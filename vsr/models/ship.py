@@ -11,11 +11,10 @@ import torch
 from torch import nn
 
 from vsr.backends.ort_backend import OrtBackend
-from vsr.evaluate import Score, evaluate_sr, mean_scores
+from vsr.evaluate import Score, evaluate_sr, load_eval_images, mean_scores
 from vsr.models.artefacts import MANIFEST
 from vsr.models.export import export_onnx, load_model, sha256
 from vsr.models.registry import ModelSpec, get_spec
-from vsr.train.data import load_images
 
 FULL_HD = (1080, 1920)
 
@@ -92,7 +91,7 @@ def measure(
     results = {}
     with OrtBackend(onnx_path, threads=threads) as backend:
         for name in ("Set5", "Set14"):
-            images = [(str(i), img) for i, img in enumerate(load_images(eval_dir / name, mode=None))]
+            images = load_eval_images(eval_dir / name)
             scores = evaluate_sr(images, spec.scale, lambda img: backend.run(img[None])[0])
             results[name] = _summary(scores)
     return results

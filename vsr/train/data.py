@@ -3,45 +3,28 @@
 SR: LR = antialiased bicubic downscale (the protocol's kernel; never a cubic without antialias), rounded
 to 8-bit levels as real video is. The crop carries a margin so the downscale sees real neighbours at the
 patch edges, and the margin is cut away afterwards.
-Denoise: Gaussian noise of a random σ, or real JPEG compression at a random quality.
+Denoise: Gaussian noise of a random σ, or real JPEG / H.264 compression at a random level.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 
+from vsr.evaluate import h264, jpeg
+from vsr.media.images import image_files, read_image
 from vsr.train.augment import AugmentConfig, augment
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
-
-def load_images(folder: Path, *, mode: str | None = "RGB") -> list[np.ndarray]:
-    """Every image in `folder` (sorted by name) as uint8 arrays in `mode`; None keeps greyscale files
-    greyscale (the evaluation protocol scores them as Y directly) and makes every other file RGB."""
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise FileNotFoundError(f"no images in {folder}")
-    images = []
-    for path in paths:
-        with Image.open(path) as img:
-            target = mode or ("L" if img.mode in ("L", "I;16") else "RGB")
-            images.append(np.asarray(img.convert(target)))
-    return images
-
-
-def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    """Round-trip an RGB uint8 image through Pillow's JPEG encoder (4:2:0, as video is)."""
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
-    return np.asarray(Image.open(buf).convert("RGB"))
+def load_images(folder: Path) -> list[np.ndarray]:
+    """Every image in `folder` (sorted by name) as (H, W, 3) uint8 RGB; greyscale is repeated to RGB."""
+    images = [read_image(p) for p in image_files(folder)]
+    return [np.repeat(i[..., None], 3, axis=2) if i.ndim == 2 else i for i in images]
 
 
 def quantize(x: Tensor) -> Tensor:
@@ -54,8 +37,9 @@ class NoiseConfig:
     """Degradations for denoiser training."""
 
     sigma_max: float = 50.0  # Gaussian σ drawn uniformly from 0..sigma_max (on 0..255)
-    jpeg_prob: float = 0.5  # share of samples compressed instead of noised
+    compressed_prob: float = 0.5  # share of samples compressed (JPEG or H.264) instead of noised
     jpeg_qualities: tuple[int, ...] = (10, 15, 20, 30, 40, 60, 80)
+    h264_crfs: tuple[int, ...] = (23, 28, 33, 38, 43)
 
 
 def _to_device(images: list[np.ndarray], device: torch.device) -> list[Tensor]:
@@ -91,10 +75,15 @@ class PatchSampler:
         if not usable:
             raise ValueError(f"no training image is at least {crop}×{crop}")
         self.images = _to_device(usable, device)
+        # Real codecs are too slow to run per batch: each image is compressed once at every level.
         self.compressed: list[list[Tensor]] = []
-        if noise is not None and noise.jpeg_prob > 0:
+        if noise is not None and noise.compressed_prob > 0:
             self.compressed = [
-                _to_device([jpeg(img, q) for q in noise.jpeg_qualities], device) for img in usable
+                _to_device(
+                    [jpeg(img, q) for q in noise.jpeg_qualities] + [h264(img, c) for c in noise.h264_crfs],
+                    device,
+                )
+                for img in usable
             ]
 
     def _crops(self, size: int) -> tuple[Tensor, Tensor | None]:
@@ -127,19 +116,19 @@ class PatchSampler:
 
     def _sample_denoise(self) -> tuple[Tensor, Tensor]:
         assert self.noise is not None
-        clean_u8, jpeg_u8 = self._crops(self.patch)
+        clean_u8, coded_u8 = self._crops(self.patch)
         n = clean_u8.shape[0]
         # Geometric augmentation must hit clean and compressed alike: augment them as one 6-channel stack.
         geo = AugmentConfig(flips=self.augment_cfg.flips, rotations=self.augment_cfg.rotations, jitter_prob=0)
         both = clean_u8.float() / 255
-        if jpeg_u8 is not None:
-            both = torch.cat([both, jpeg_u8.float() / 255], dim=1)
+        if coded_u8 is not None:
+            both = torch.cat([both, coded_u8.float() / 255], dim=1)
         both = augment(both, geo, self.generator)
         clean = both[:, :3]
         sigma = torch.rand(n, 1, 1, 1, device=self.device, generator=self.generator) * self.noise.sigma_max
         noise = torch.randn(clean.shape, device=self.device, generator=self.generator) * sigma / 255
         noisy = quantize(clean + noise)
-        if jpeg_u8 is not None:
-            use_jpeg = torch.rand(n, 1, 1, 1, device=self.device, generator=self.generator)
-            noisy = torch.where(use_jpeg < self.noise.jpeg_prob, both[:, 3:], noisy)
+        if coded_u8 is not None:
+            use_coded = torch.rand(n, 1, 1, 1, device=self.device, generator=self.generator)
+            noisy = torch.where(use_coded < self.noise.compressed_prob, both[:, 3:], noisy)
         return noisy, clean

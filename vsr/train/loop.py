@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from vsr.evaluate import add_gaussian_noise, evaluate_denoise, evaluate_sr, mean_scores
+from vsr.evaluate import evaluate_denoise, evaluate_sr, load_eval_images, mean_scores, noise_degrade
 from vsr.models.registry import get_spec
 from vsr.train.augment import AugmentConfig
 from vsr.train.data import NoiseConfig, PatchSampler, load_images
@@ -86,7 +86,7 @@ def validate(
     if spec.task == "sr":
         scores = evaluate_sr(images, spec.scale, predict)
     else:
-        scores = evaluate_denoise(images, lambda img, k: add_gaussian_noise(img, 25, k), predict, on_y=False)
+        scores = evaluate_denoise(images, noise_degrade(25), predict, on_y=False)
     model.train()
     return mean_scores(scores)
 
@@ -136,7 +136,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
     )
     val_images = []
     if cfg.val_data is not None:
-        val_images = [(f"{i}", img) for i, img in enumerate(load_images(cfg.val_data, mode=None))]
+        val_images = load_eval_images(cfg.val_data)
 
     t0, seen = time.perf_counter(), 0
     step = start
