@@ -146,3 +146,63 @@ def mean_scores(scores: Sequence[Score]) -> dict[str, float]:
     """Mean of each field over the images."""
     fields = ("psnr", "ssim", "baseline_psnr", "baseline_ssim")
     return {f: float(np.mean([getattr(s, f) for s in scores])) for f in fields}
+
+
+@dataclass(frozen=True)
+class DenoiseLevel:
+    """One point of the denoising protocol: a degradation, the sets it runs on, and the PSNR channel."""
+
+    key: str  # "sigma15", "jpeg10", ...
+    degrade: Callable[[np.ndarray, int], np.ndarray]
+    datasets: tuple[str, ...]  # paths under the data root
+    on_y: bool
+
+
+DENOISE_LEVELS: tuple[DenoiseLevel, ...] = (
+    *(
+        DenoiseLevel(f"sigma{s}", noise_degrade(s), ("sr-eval/Set5", "sr-eval/Set14"), False)
+        for s in (15, 25, 50)
+    ),
+    *(DenoiseLevel(f"jpeg{q}", jpeg_degrade(q), ("denoise-eval/LIVE1",), True) for q in (10, 20, 30)),
+)
+
+# nlmeans strengths tried when tuning FFmpeg's denoiser per level (its valid range is 1..30).
+NLMEANS_GRID = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 30)
+
+
+def _pooled(level: DenoiseLevel, root: Path) -> list[tuple[str, np.ndarray]]:
+    return [
+        (f"{d.rsplit('/', 1)[-1]}/{n}", img) for d in level.datasets for n, img in load_eval_images(root / d)
+    ]
+
+
+def measure_denoise(
+    predict: Predictor, root: Path, nlmeans_strength: dict[str, float] | None = None
+) -> dict[str, dict[str, float]]:
+    """Mean PSNR of `predict`, of the degraded input and of FFmpeg's nlmeans at every protocol level.
+
+    nlmeans gets, per level, the strength given, or else the best of NLMEANS_GRID on these very images (an
+    oracle-tuned baseline: the strongest nlmeans can be on this data).
+    """
+    from vsr.media.filters import nlmeans
+
+    results = {}
+    for level in DENOISE_LEVELS:
+        images = _pooled(level, root)
+        model = mean_scores(evaluate_denoise(images, level.degrade, predict, on_y=level.on_y))
+        grid = [nlmeans_strength[level.key]] if nlmeans_strength else list(NLMEANS_GRID)
+        best_s, best = grid[0], -1.0
+        for s in grid:
+            scores = evaluate_denoise(
+                images, level.degrade, lambda img, s=s: nlmeans(img, s), on_y=level.on_y
+            )
+            if (p := mean_scores(scores)["psnr"]) > best:
+                best_s, best = s, p
+        results[level.key] = {
+            "psnr": round(model["psnr"], 4),
+            "ssim": round(model["ssim"], 4),
+            "input_psnr": round(model["baseline_psnr"], 4),
+            "nlmeans_psnr": round(best, 4),
+            "nlmeans_s": best_s,
+        }
+    return results

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -45,6 +47,9 @@ def upscale_command(
         str | None, typer.Option(help="Shipped model (see `vsr models`); default: by --scale.")
     ] = None,
     scale: Annotated[int | None, typer.Option(help="Upscale factor; picks the default model for it.")] = None,
+    denoise: Annotated[
+        str | None, typer.Option(help="Denoiser run before the upscaler (e.g. dncnn-color).")
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Frames per inference call.")] = 2,
     codec: Annotated[str, typer.Option(help="Video encoder (FFmpeg name).")] = "libx264",
     crf: Annotated[int, typer.Option(min=0, max=63, help="Constant rate factor (x264/x265).")] = 18,
@@ -61,23 +66,26 @@ def upscale_command(
     from vsr.media import EncodeOptions
     from vsr.models.artefacts import shipped_model
 
-    name = _choose_model(model, scale)
-    shipped = shipped_model(name)
+    chain = [shipped_model(n) for n in ([denoise] if denoise else []) + [_choose_model(model, scale)]]
+    if denoise and chain[0].spec.task != "denoise":
+        raise UsageError(f"--denoise takes a denoiser; {denoise} is a {chain[0].spec.task} model")
     request = UpscaleRequest(
         input=input,
         output=output,
-        scale=shipped.spec.scale,
+        scale=math.prod(m.spec.scale for m in chain),
         batch=batch,
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
         overwrite=overwrite,
     )
-    with OrtBackend(shipped.onnx, threads=threads) as backend:
-        job = UpscaleJob(request, [backend])
+    names = " → ".join(m.spec.name for m in chain)
+    with contextlib.ExitStack() as stack:
+        backends = [stack.enter_context(OrtBackend(m.onnx, threads=threads)) for m in chain]
+        job = UpscaleJob(request, backends)
         result = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
     if as_json:
-        print(json.dumps({"model": name, **dataclasses.asdict(result)}, indent=2))
+        print(json.dumps({"model": names, **dataclasses.asdict(result)}, indent=2))
     else:
-        _print_summary(name, result)
+        _print_summary(names, result)
 
 
 def _run_with_progress(job: UpscaleJob, *, show: bool) -> JobResult:
@@ -103,7 +111,7 @@ def _print_summary(model: str, r: JobResult) -> None:
     (w, h), (ow, oh) = r.input_size, r.output_size
     print(
         f"{r.output}: {r.frames} frames {w}x{h} → {ow}x{oh} with {model} in {r.seconds:.1f} s "
-        f"({r.fps:.2f} fps), {r.streams_copied} streams copied"
+        f"({r.fps:.2f} fps), {r.streams_copied} other stream{'s' if r.streams_copied != 1 else ''} copied"
     )
     for warning in r.warnings:
         print(f"warning: {warning}", file=sys.stderr)

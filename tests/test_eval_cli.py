@@ -1,0 +1,77 @@
+"""`vsr eval`, `vsr models` and the denoising protocol pieces, through the CLI and the library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsr.cli import main
+from vsr.evaluate import h264, jpeg, load_eval_images, noise_degrade
+from vsr.media.filters import nlmeans
+from vsr.metrics import psnr
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def _smooth(h: int = 64, w: int = 80) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack(
+        [128 + 100 * np.sin(x / 7 + y / 11), 128 + 90 * np.cos(x / 5 - y / 9), 128 + 60 * np.sin(x / 6)], -1
+    )
+    return img.round().astype(np.uint8)
+
+
+def test_degradations_are_deterministic_and_lossy() -> None:
+    img = _smooth()
+    a, b = noise_degrade(25)(img, 3), noise_degrade(25)(img, 3)
+    assert np.array_equal(a, b) and not np.array_equal(a, noise_degrade(25)(img, 4))
+    assert 19 < psnr(a, img) < 23  # σ = 25 → about 20.2 dB
+    assert psnr(jpeg(img, 10), img) < psnr(jpeg(img, 90), img)
+    odd = _smooth(63, 81)
+    assert h264(odd, 40).shape == odd.shape and psnr(h264(odd, 40), odd) < psnr(h264(odd, 18), odd)
+
+
+def test_nlmeans_denoises() -> None:
+    img = _smooth(128, 160)
+    noisy = noise_degrade(25)(img, 0)
+    assert psnr(nlmeans(noisy, 10), img) > psnr(noisy, img) + 3
+
+
+def test_eval_images_keep_greyscale(tmp_path: Path) -> None:
+    import av
+
+    for name, fmt, shape in (("grey.png", "gray", (16, 24)), ("rgb.png", "rgb24", (16, 24, 3))):
+        with av.open(str(tmp_path / name), "w", format="image2") as c:
+            s = c.add_stream("png", rate=1)
+            s.width, s.height, s.pix_fmt = 24, 16, fmt
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros(shape, np.uint8), format=fmt)))
+            c.mux(s.encode(None))
+    images = dict(load_eval_images(tmp_path))
+    assert images["grey"].shape == (16, 24) and images["rgb"].shape == (16, 24, 3)
+
+
+def test_models_lists_shipped_with_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)
+    assert "espcn-x2" in models and models["espcn-x2"]["metrics"]["Set5"]["psnr"] > 33.66
+
+
+def test_eval_refuses_mismatched_requests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--model", "espcn-x2", "--data", str(tmp_path), "--scale", "4"]) == 2
+    assert "×2" in capsys.readouterr().err
+    assert main(["eval", "--model", "espcn-x2", "--data", str(tmp_path)]) == 2
+    assert "no images" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (DATA / "sr-eval" / "Set5").is_dir(), reason="../shared/data is not present")
+def test_eval_sr_json_matches_manifest(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--model", "espcn-x2", "--data", str(DATA / "sr-eval" / "Set5"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["images"]) == 5
+    assert result["mean"]["baseline_psnr"] == pytest.approx(33.66, abs=0.02)
+    main(["models", "--json"])
+    manifest = json.loads(capsys.readouterr().out)
+    assert result["mean"]["psnr"] == pytest.approx(manifest["espcn-x2"]["metrics"]["Set5"]["psnr"], abs=0.01)
