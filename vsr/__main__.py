@@ -1,5 +1,3 @@
-import sys
+from vsr.cli import entry
 
-from vsr.cli import main
-
-sys.exit(main())
+entry()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (a job scheduler, `kill`) takes the same clean path as Ctrl-C: temporary output removed.
+    raise KeyboardInterrupt
+
+
 def entry() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())

@@ -19,16 +19,20 @@ def export_command(
     engines: Annotated[Path, typer.Option(file_okay=False, help="Artefact folder to write into.")] = Path(
         "engines"
     ),
-    eval_data: Annotated[Path, typer.Option(exists=True, help="Folder with Set5/ and Set14/.")] = Path(
-        "../shared/data/sr-eval"
-    ),
+    data: Annotated[
+        Path,
+        typer.Option(exists=True, help="Data root with sr-eval/Set5, sr-eval/Set14, denoise-eval/LIVE1."),
+    ] = Path("../shared/data"),
     trained_on: Annotated[str, typer.Option(help="Device the run trained on, for the record.")] = "cpu",
+    recipe: Annotated[
+        str, typer.Option(help="Where the run's recipe is written down.")
+    ] = "recipes/train_gpu.sh",
 ) -> None:
-    """Export weights and ONNX into ENGINES and record params, GFLOPs, recipe and Set5/Set14 PSNR."""
+    """Export weights and ONNX into ENGINES and record params, GFLOPs, recipe and measured quality."""
     try:
         from vsr.models.ship import ship
     except ImportError as exc:
         raise UsageError(f"export needs the train extra (pip install 'vsr[train]'): {exc}") from None
     engines.mkdir(parents=True, exist_ok=True)
-    entry = ship(model, run, engines, eval_data, trained_on=trained_on)
+    entry = ship(model, run, engines, data, trained_on=trained_on, recipe=recipe)
     typer.echo(json.dumps({model: entry}, indent=1, ensure_ascii=False))

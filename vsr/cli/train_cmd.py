@@ -28,6 +28,7 @@ def train_command(
     val_every: Annotated[int, typer.Option(min=1)] = 1000,
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch; 0 = torch's default.")] = 0,
     amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA.")] = False,
     jitter: Annotated[float, typer.Option(help="Probability of brightness/contrast/gamma/hue jitter.")] = 0.2,
     no_flips: Annotated[bool, typer.Option("--no-flips")] = False,
@@ -57,6 +58,7 @@ def train_command(
         ckpt_every=val_every,
         seed=seed,
         device=device,
+        threads=threads,
         amp=amp,
         augment=AugmentConfig(flips=not no_flips, rotations=not no_rotations, jitter_prob=jitter),
     )

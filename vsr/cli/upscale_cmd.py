@@ -51,9 +51,14 @@ def upscale_command(
         str | None, typer.Option(help="Denoiser run before the upscaler (e.g. dncnn-color).")
     ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Frames per inference call.")] = 2,
-    codec: Annotated[str, typer.Option(help="Video encoder (FFmpeg name).")] = "libx264",
-    crf: Annotated[int, typer.Option(min=0, max=63, help="Constant rate factor (x264/x265).")] = 18,
-    preset: Annotated[str, typer.Option(help="Encoder preset (x264/x265).")] = "medium",
+    profile: Annotated[
+        str | None, typer.Option(help="Output profile: web, master, archive or hevc10 (see README).")
+    ] = None,
+    codec: Annotated[str | None, typer.Option(help="Video encoder (FFmpeg name); default libx264.")] = None,
+    crf: Annotated[
+        int | None, typer.Option(min=0, max=63, help="Constant rate factor (x264/x265); 18.")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="Encoder preset (x264/x265); medium.")] = None,
     pix_fmt: Annotated[
         str | None, typer.Option(help="Output pixel format; default: the input's chroma family.")
     ] = None,
@@ -63,7 +68,7 @@ def upscale_command(
 ) -> None:
     """Upscale a video; audio, subtitles, timestamps and colour tags are kept."""
     from vsr.backends.ort_backend import OrtBackend
-    from vsr.media import EncodeOptions
+    from vsr.media.profiles import encode_options
     from vsr.models.artefacts import shipped_model
 
     chain = [shipped_model(n) for n in ([denoise] if denoise else []) + [_choose_model(model, scale)]]
@@ -74,7 +79,9 @@ def upscale_command(
         output=output,
         scale=math.prod(m.spec.scale for m in chain),
         batch=batch,
-        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+        encode=encode_options(
+            profile, suffix=output.suffix, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt
+        ),
         overwrite=overwrite,
     )
     names = " → ".join(m.spec.name for m in chain)
@@ -86,6 +93,10 @@ def upscale_command(
         print(json.dumps({"model": names, **dataclasses.asdict(result)}, indent=2))
     else:
         _print_summary(names, result)
+    if result.decode_errors:
+        # Complete, but the decoder had to skip damaged data: a distinct exit code says so.
+        print(f"vsr: warning: {result.decode_errors} damaged packets skipped (concealed)", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def _run_with_progress(job: UpscaleJob, *, show: bool) -> JobResult:

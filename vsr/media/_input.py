@@ -32,6 +32,10 @@ def open_input(path: Path) -> InputContainer:
         raise BadInputError(f"{path}: not a media file FFmpeg can read ({exc.strerror})") from exc
 
 
+# Decompression-bomb guard: a header may declare any size, and nothing is allocated before this check.
+MAX_PIXELS = 7680 * 4320
+
+
 def main_video_stream(container: InputContainer, path: Path) -> VideoStream:
     """The stream vsr processes: the largest real video stream (not cover art, not a 0x0 stream)."""
     videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
@@ -45,7 +49,11 @@ def main_video_stream(container: InputContainer, path: Path) -> VideoStream:
     sized = [s for s in videos if s.codec_context.width > 0 and s.codec_context.height > 0]
     if not sized:
         raise BadInputError(f"{path}: not a video (no picture size; nothing decodable)")
-    return max(sized, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+    stream = max(sized, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+    w, h = stream.codec_context.width, stream.codec_context.height
+    if w * h > MAX_PIXELS:
+        raise BadInputError(f"{path}: declares {w}x{h}, above the {MAX_PIXELS:,}-pixel limit (8K UHD)")
+    return stream
 
 
 def tag_rotation(stream: VideoStream) -> int:

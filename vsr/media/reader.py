@@ -143,6 +143,12 @@ class VideoReader:
             yield self._to_frame(picture)
 
     def _to_frame(self, picture: av.VideoFrame) -> Frame:
+        size, expected = (picture.width, picture.height), (self.format.width, self.format.height)
+        if size != expected:
+            raise BadInputError(
+                f"{self.path}: the picture size changes mid-stream ({expected[0]}x{expected[1]} → "
+                f"{size[0]}x{size[1]}); not supported yet"
+            )
         pts = picture.pts
         if pts is None:
             pts = self._guess_pts(picture)

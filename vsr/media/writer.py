@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +36,8 @@ class EncodeOptions:
     preset: str = "medium"
     pix_fmt: str | None = None
     threads: int = 0
+    codec_options: dict[str, str] = field(default_factory=dict)  # passed to the encoder as they are
+    container_options: dict[str, str] = field(default_factory=dict)  # to the muxer (e.g. movflags)
 
     def __post_init__(self) -> None:
         if not 0 <= self.crf <= 63:
@@ -89,7 +91,9 @@ class VideoWriter:
         # Same extension so the muxer is chosen by it; hidden so nobody mistakes it for the result.
         self._tmp = target.with_name(f".{target.stem}.vsr-{secrets.token_hex(4)}{target.suffix}")
         try:
-            self._container: OutputContainer = av.open(str(self._tmp), mode="w")
+            self._container: OutputContainer = av.open(
+                str(self._tmp), mode="w", options=dict(options.container_options)
+            )
         except (ValueError, av.error.FFmpegError) as exc:
             self._tmp.unlink(missing_ok=True)
             raise UsageError(f"{target}: cannot write this kind of file ({exc})") from exc
@@ -166,6 +170,7 @@ class VideoWriter:
         codec_options = {}
         if options.codec in CRF_CODECS:
             codec_options = {"crf": str(options.crf), "preset": options.preset}
+        codec_options.update(options.codec_options)
         try:
             stream = self._container.add_stream(options.codec, rate=fmt.frame_rate, options=codec_options)
         except ValueError as exc:  # UnknownCodecError is one

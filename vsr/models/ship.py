@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from vsr.backends.ort_backend import OrtBackend
-from vsr.evaluate import Score, evaluate_sr, load_eval_images, mean_scores
+from vsr.evaluate import Score, evaluate_sr, load_eval_images, mean_scores, measure_denoise
 from vsr.models.artefacts import MANIFEST
 from vsr.models.export import export_onnx, load_model, sha256
 from vsr.models.registry import ModelSpec, get_spec
@@ -85,19 +85,27 @@ def _summary(scores: list[Score]) -> dict[str, float]:
 
 
 def measure(
-    spec: ModelSpec, onnx_path: Path, eval_dir: Path, threads: int = 0
+    spec: ModelSpec, onnx_path: Path, data_root: Path, threads: int = 0
 ) -> dict[str, dict[str, float]]:
-    """Mean PSNR/SSIM through ONNX Runtime on Set5 and Set14, the protocol's baseline beside it."""
-    results = {}
+    """Measured through ONNX Runtime on the protocol: SR on Set5 and Set14 beside bicubic; a denoiser at
+    every level of DENOISE_LEVELS beside the degraded input and a tuned nlmeans."""
     with OrtBackend(onnx_path, threads=threads) as backend:
+
+        def predict(img: Any) -> Any:
+            return backend.run(img[None])[0]
+
+        if spec.task == "denoise":
+            return measure_denoise(predict, data_root)
+        results = {}
         for name in ("Set5", "Set14"):
-            images = load_eval_images(eval_dir / name)
-            scores = evaluate_sr(images, spec.scale, lambda img: backend.run(img[None])[0])
+            scores = evaluate_sr(load_eval_images(data_root / "sr-eval" / name), spec.scale, predict)
             results[name] = _summary(scores)
-    return results
+        return results
 
 
-def ship(name: str, run_dir: Path, root: Path, eval_dir: Path, *, trained_on: str) -> dict[str, Any]:
+def ship(
+    name: str, run_dir: Path, root: Path, data_root: Path, *, trained_on: str, recipe: str
+) -> dict[str, Any]:
     """Export run_dir's weights for `name` into `root`, measure them, and write the manifest entry."""
     spec = get_spec(name)
     weights = root / f"{name}.safetensors"
@@ -120,15 +128,14 @@ def ship(name: str, run_dir: Path, root: Path, eval_dir: Path, *, trained_on: st
         "sha256": {weights.name: sha256(weights), onnx_path.name: sha256(onnx_path)},
         "training": {
             "command": _training_command(config),
-            "recipe": "recipes/train_gpu.sh",
+            "recipe": recipe,
             "data": Path(config["data"]).name,
             "steps": history[-1]["step"],
             "elapsed_s": history[-1]["elapsed_s"],
             "trained_on": trained_on,
         },
     }
-    if spec.task == "sr":
-        entry["metrics"] = measure(spec, onnx_path, eval_dir)
+    entry["metrics"] = measure(spec, onnx_path, data_root)
     manifest_path = root / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     manifest["models"][name] = entry

@@ -40,6 +40,7 @@ class TrainConfig:
     seed: int = 0
     minutes: float | None = None  # wall-clock budget: the schedule follows whichever of steps/time ends first
     device: str = "cpu"
+    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     amp: bool = False  # bf16 autocast on CUDA
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
@@ -104,6 +105,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
     spec = get_spec(cfg.model)
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -1,0 +1,107 @@
+"""Inputs and signals an archive throws at vsr: profiles, bombs, size changes, SIGTERM, concealed damage."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import media_fixtures as mf
+import pytest
+
+from vsr.cli import main
+from vsr.pipeline import JobResult
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "profile,suffix,codec,pix_fmt",
+    [
+        ("web", ".mp4", "h264", "yuv420p"),
+        ("master", ".mov", "prores", "yuv422p10le"),
+        ("archive", ".mkv", "ffv1", "yuv420p"),
+        ("hevc10", ".mkv", "hevc", "yuv420p10le"),
+    ],
+)
+def test_profiles(
+    profile: str, suffix: str, codec: str, pix_fmt: str, sd_mp4: mf.Clip, tmp_path: Path
+) -> None:
+    out = tmp_path / f"out{suffix}"
+    assert main(["upscale", str(sd_mp4.path), str(out), "--profile", profile]) == 0
+    with av.open(str(out)) as c:
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.name, ctx.pix_fmt) == (codec, pix_fmt)
+        assert len(c.streams.audio) == 1
+    if profile == "web":  # faststart: the index (moov) precedes the media data (mdat)
+        data = out.read_bytes()
+        assert data.index(b"moov") < data.index(b"mdat")
+
+
+def test_profile_refuses_a_container_it_cannot_fill(
+    sd_mp4: mf.Clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["upscale", str(sd_mp4.path), str(tmp_path / "o.mp4"), "--profile", "master"]) == 2
+    assert ".mov" in capsys.readouterr().err
+    assert main(["upscale", str(sd_mp4.path), str(tmp_path / "o.mp4"), "--profile", "vhs"]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_decompression_bomb_refused_before_allocating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bomb = tmp_path / "bomb.y4m"  # a 48-megapixel header and no picture behind it
+    bomb.write_bytes(b"YUV4MPEG2 W8000 H6000 F25:1 Ip A1:1 C420jpeg\nFRAME\n")
+    assert main(["upscale", str(bomb), str(tmp_path / "o.mp4")]) == 2
+    assert "pixel limit" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.y4m"]
+
+
+def test_size_change_mid_stream_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = mf.make_clip(tmp_path / "a.h264", width=160, height=120, frames=6, audio_tracks=0).path
+    b = mf.make_clip(tmp_path / "b.h264", width=176, height=144, frames=6, audio_tracks=0).path
+    joined = tmp_path / "joined.h264"
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    out = tmp_path / "o.mp4"
+    assert main(["upscale", str(joined), str(out)]) == 2
+    assert "160x120 → 176x144" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_concealed_damage_exits_1(monkeypatch: pytest.MonkeyPatch, sd_mp4: mf.Clip, tmp_path: Path) -> None:
+    # FFmpeg conceals most damage silently; what the reader does count must reach the user as exit code 1.
+    from vsr.pipeline import UpscaleJob
+
+    real_run = UpscaleJob.run
+
+    def run_with_damage(self: UpscaleJob, on_progress: object = None) -> JobResult:
+        result = real_run(self, on_progress)  # type: ignore[arg-type]
+        return JobResult(**{**result.__dict__, "decode_errors": 3})
+
+    monkeypatch.setattr(UpscaleJob, "run", run_with_damage)
+    assert main(["upscale", str(sd_mp4.path), str(tmp_path / "o.mp4"), "--preset", "ultrafast"]) == 1
+    assert (tmp_path / "o.mp4").stat().st_size > 0
+
+
+def test_sigterm_is_a_clean_interrupt(tmp_path: Path) -> None:
+    src = mf.make_clip(tmp_path / "long.mkv", width=320, height=240, frames=240, audio_tracks=1).path
+    out_dir = tmp_path / "o"
+    out_dir.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vsr", "upscale", str(src), str(out_dir / "out.mp4")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    deadline = time.monotonic() + 60
+    while not any(out_dir.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "vsr: error: interrupted"
+    assert list(out_dir.iterdir()) == []
