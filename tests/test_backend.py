@@ -76,3 +76,43 @@ def test_manifest_records_recipe_and_metrics() -> None:
         assert entry["params"] > 0 and entry["gflops_1080p"] > 0
         for dataset in ("Set5", "Set14"):
             assert entry["metrics"][dataset]["psnr"] > entry["metrics"][dataset]["baseline_psnr"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_torch_backend_matches_onnxruntime(name: str) -> None:
+    pytest.importorskip("torch")
+    from vsr.backends.torch_backend import TorchBackend
+
+    model = shipped_models()[name]
+    batch = np.random.default_rng(2).integers(0, 256, (2, 19, 27, 3), dtype=np.uint8)
+    with OrtBackend(model.onnx, threads=1) as ort_b, TorchBackend(model.spec, model.weights) as torch_b:
+        assert isinstance(torch_b, Backend)
+        want, got = ort_b.run(batch), torch_b.run(batch)
+    assert got.shape == want.shape and got.dtype == np.uint8
+    assert np.abs(got.astype(np.int16) - want).max() <= 1
+    with TorchBackend(model.spec, model.weights, precision="bf16", channels_last=True) as bf16:
+        low = bf16.run(batch)
+    assert np.abs(low.astype(np.int16) - want).mean() < 2.0  # bf16 keeps 8 bits of mantissa
+
+
+def test_backend_choice_explains_itself() -> None:
+    from vsr.backends.select import choose
+    from vsr.backends.torch_backend import cuda_available
+    from vsr.errors import BackendUnavailableError
+
+    auto = choose("auto")
+    assert auto.reason.startswith("auto:")
+    assert (auto.name, auto.device) == (("torch", "cuda") if cuda_available() else ("onnxruntime", "cpu"))
+    assert choose("onnxruntime").reason == "asked for"
+    with pytest.raises(BackendUnavailableError, match="unknown backend"):
+        choose("tensorrt")
+
+
+def test_fp16_on_cpu_is_refused() -> None:
+    pytest.importorskip("torch")
+    from vsr.backends.torch_backend import TorchBackend
+    from vsr.errors import BackendUnavailableError
+
+    model = shipped_models()["compact-x2"]
+    with pytest.raises(BackendUnavailableError, match="fp16"):
+        TorchBackend(model.spec, model.weights, precision="fp16")

@@ -141,3 +141,21 @@ def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert err.strip() == "vsr: error: interrupted"
     assert list(out_dir.iterdir()) == []
+
+
+def test_every_shipped_model_runs_in_upscale(tmp_path: Path) -> None:
+    from vsr.models.artefacts import shipped_models
+
+    clip = mf.make_clip(tmp_path / "in.mkv", width=64, height=48, frames=3, audio_tracks=1)
+    models = shipped_models()
+    denoisers = [n for n, m in models.items() if m.spec.task == "denoise"]
+    for name, model in models.items():
+        if model.spec.task == "denoise":
+            continue
+        for denoise in [None, *denoisers]:
+            out = tmp_path / f"{name}-{denoise}.mkv"
+            argv = ["upscale", str(clip.path), str(out), "--model", name, "--preset", "ultrafast"]
+            assert main(argv + (["--denoise", denoise] if denoise else [])) == 0, (name, denoise)
+            with av.open(str(out)) as c:
+                ctx = c.streams.video[0].codec_context
+                assert (ctx.width, ctx.height) == (64 * model.spec.scale, 48 * model.spec.scale)

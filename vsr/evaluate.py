@@ -181,8 +181,8 @@ def measure_denoise(
 ) -> dict[str, dict[str, float]]:
     """Mean PSNR of `predict`, of the degraded input and of FFmpeg's nlmeans at every protocol level.
 
-    nlmeans gets, per level, the strength given, or else the best of NLMEANS_GRID on these very images (an
-    oracle-tuned baseline: the strongest nlmeans can be on this data).
+    nlmeans gets, per level, the strength given, or else the best of the level's grid on these very images
+    (an oracle-tuned baseline: about the strongest nlmeans can be on this data).
     """
     from vsr.media.filters import nlmeans
 
@@ -190,7 +190,7 @@ def measure_denoise(
     for level in DENOISE_LEVELS:
         images = _pooled(level, root)
         model = mean_scores(evaluate_denoise(images, level.degrade, predict, on_y=level.on_y))
-        grid = [nlmeans_strength[level.key]] if nlmeans_strength else list(NLMEANS_GRID)
+        grid = [nlmeans_strength[level.key]] if nlmeans_strength else list(level.nlmeans_grid)
         best_s, best = grid[0], -1.0
         for s in grid:
             scores = evaluate_denoise(

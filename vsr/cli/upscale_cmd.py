@@ -51,6 +51,10 @@ def upscale_command(
         str | None, typer.Option(help="Denoiser run before the upscaler (e.g. dncnn-color).")
     ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Frames per inference call.")] = 2,
+    deinterlace: Annotated[
+        str, typer.Option(help="auto (interlaced sources only), on or off: bwdif before the model.")
+    ] = "auto",
+    field_rate: Annotated[bool, typer.Option(help="When deinterlacing, one output frame per field.")] = False,
     profile: Annotated[
         str | None, typer.Option(help="Output profile: web, master, archive or hevc10 (see README).")
     ] = None,
@@ -63,14 +67,21 @@ def upscale_command(
         str | None, typer.Option(help="Output pixel format; default: the input's chroma family.")
     ] = None,
     threads: Annotated[int, typer.Option(min=0, help="Inference threads; 0 = one per core.")] = 0,
+    backend: Annotated[
+        str,
+        typer.Option(help="auto, onnxruntime or torch; auto takes torch on a CUDA device, else onnxruntime."),
+    ] = "auto",
+    precision: Annotated[str, typer.Option(help="torch backend: fp32, fp16 (CUDA) or bf16.")] = "fp32",
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Upscale a video; audio, subtitles, timestamps and colour tags are kept."""
-    from vsr.backends.ort_backend import OrtBackend
+    from vsr.backends.select import choose, open_backend
     from vsr.media.profiles import encode_options
     from vsr.models.artefacts import shipped_model
 
+    if deinterlace not in ("auto", "on", "off"):
+        raise UsageError(f"unknown --deinterlace {deinterlace!r}; choose auto, on or off")
     chain = [shipped_model(n) for n in ([denoise] if denoise else []) + [_choose_model(model, scale)]]
     if denoise and chain[0].spec.task != "denoise":
         raise UsageError(f"--denoise takes a denoiser; {denoise} is a {chain[0].spec.task} model")
@@ -83,16 +94,29 @@ def upscale_command(
             profile, suffix=output.suffix, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt
         ),
         overwrite=overwrite,
+        deinterlace=deinterlace,  # type: ignore[arg-type]
+        field_rate=field_rate,
     )
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise UsageError(f"unknown precision {precision!r}; choose fp32, fp16 or bf16")
+    choice = choose(backend)
     names = " → ".join(m.spec.name for m in chain)
     with contextlib.ExitStack() as stack:
-        backends = [stack.enter_context(OrtBackend(m.onnx, threads=threads)) for m in chain]
+        backends = [
+            stack.enter_context(open_backend(choice, m, threads=threads, precision=precision))  # type: ignore[arg-type]
+            for m in chain
+        ]
         job = UpscaleJob(request, backends)
         result = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
     if as_json:
-        print(json.dumps({"model": names, **dataclasses.asdict(result)}, indent=2))
+        print(
+            json.dumps(
+                {"model": names, "backend_reason": choice.reason, **dataclasses.asdict(result)}, indent=2
+            )
+        )
     else:
         _print_summary(names, result)
+        print(f"backend: {result.backend} ({choice.reason})")
     if result.decode_errors:
         # Complete, but the decoder had to skip damaged data: a distinct exit code says so.
         print(f"vsr: warning: {result.decode_errors} damaged packets skipped (concealed)", file=sys.stderr)
@@ -123,6 +147,7 @@ def _print_summary(model: str, r: JobResult) -> None:
     print(
         f"{r.output}: {r.frames} frames {w}x{h} → {ow}x{oh} with {model} in {r.seconds:.1f} s "
         f"({r.fps:.2f} fps), {r.streams_copied} other stream{'s' if r.streams_copied != 1 else ''} copied"
+        + (", deinterlaced (bwdif)" if r.deinterlaced else "")
     )
     for warning in r.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +17,8 @@ from av.video.stream import VideoStream
 from vsr.errors import BadInputError
 from vsr.media import colour
 from vsr.media._input import main_video_stream, open_input, peek_frames
+from vsr.media.deinterlace import DeinterlaceMode, Deinterlacer, wants_deinterlace
+from vsr.media.probe import FIELD_ORDERS
 
 # Stream types copied untouched into the output; data tracks (timecode, chapter text) are left out.
 PASSTHROUGH_TYPES = ("audio", "subtitle", "attachment")
@@ -73,23 +75,42 @@ class ReaderStats:
 class VideoReader:
     """Owns the input container; yields the main video as Frames and passthrough packets, in file order."""
 
-    def __init__(self, path: Path, *, threads: int = 0) -> None:
+    def __init__(
+        self, path: Path, *, threads: int = 0, deinterlace: DeinterlaceMode = "auto", field_rate: bool = False
+    ) -> None:
         self.path = path
         self.stats = ReaderStats()
         self._container: InputContainer = open_input(path)
         try:
             self._stream = main_video_stream(self._container, path)
-            rotation, _ = peek_frames(path, self._stream.index)
+            rotation, flagged = peek_frames(path, self._stream.index)
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = threads
             self.format = _video_format(self._stream, rotation, path)
+            field_order = FIELD_ORDERS.get(int(self._stream.codec_context.field_order or 0), "unknown")
+            self._deinterlacer: Deinterlacer | None = None
+            if wants_deinterlace(deinterlace, field_order, flagged):
+                self._deinterlacer = Deinterlacer(
+                    self._stream, field_order=field_order, field_rate=field_rate
+                )
+                rate = self.format.frame_rate
+                self.format = replace(
+                    self.format,
+                    time_base=self._deinterlacer.time_base,
+                    frame_rate=rate * 2 if rate is not None and field_rate else rate,
+                )
         except BaseException:
             self._container.close()
             raise
         self._src_matrix = colour.sws_matrix(self.format.colorspace)
         self.passthrough: list[Stream] = [s for s in self._container.streams if s.type in PASSTHROUGH_TYPES]
         self._last_pts: int | None = None
-        self._last_step = _ticks_per_frame(self.format)
+        self._last_step = _ticks_per_frame(self._stream)
+
+    @property
+    def deinterlaced(self) -> bool:
+        """Whether frames pass through bwdif (their pts are then in half the stream's time base)."""
+        return self._deinterlacer is not None
 
     @property
     def container(self) -> InputContainer:
@@ -140,27 +161,35 @@ class VideoReader:
             self.stats.decode_errors += 1
             return
         for picture in decoded:
-            yield self._to_frame(picture)
+            size, expected = (picture.width, picture.height), (self.format.width, self.format.height)
+            if size != expected:
+                raise BadInputError(
+                    f"{self.path}: the picture size changes mid-stream ({expected[0]}x{expected[1]} → "
+                    f"{size[0]}x{size[1]}); not supported yet"
+                )
+            self._stamp(picture)
+            if self._deinterlacer is None:
+                yield self._to_frame(picture)
+            else:
+                yield from map(self._to_frame, self._deinterlacer.filter(picture))
+        if packet is None and self._deinterlacer is not None:
+            yield from map(self._to_frame, self._deinterlacer.filter(None))
+
+    def _stamp(self, picture: av.VideoFrame) -> None:
+        """Make sure the picture has a pts (in the stream's time base) before anything uses it."""
+        if picture.pts is None:
+            picture.pts = self._guess_pts(picture)
+            self.stats.guessed_pts += 1
+        if self._last_pts is not None and picture.pts > self._last_pts:
+            self._last_step = picture.pts - self._last_pts
+        self._last_pts = picture.pts
 
     def _to_frame(self, picture: av.VideoFrame) -> Frame:
-        size, expected = (picture.width, picture.height), (self.format.width, self.format.height)
-        if size != expected:
-            raise BadInputError(
-                f"{self.path}: the picture size changes mid-stream ({expected[0]}x{expected[1]} → "
-                f"{size[0]}x{size[1]}); not supported yet"
-            )
-        pts = picture.pts
-        if pts is None:
-            pts = self._guess_pts(picture)
-            self.stats.guessed_pts += 1
-        if self._last_pts is not None and pts > self._last_pts:
-            self._last_step = pts - self._last_pts
-        self._last_pts = pts
         self.stats.frames += 1
         rgb = picture.reformat(
             format="rgb24", src_colorspace=self._src_matrix, src_color_range=self.format.color_range
         ).to_ndarray()
-        return Frame(np.ascontiguousarray(rgb), pts)
+        return Frame(np.ascontiguousarray(rgb), picture.pts)
 
     def _guess_pts(self, picture: av.VideoFrame) -> int:
         # PyAV 18 does not expose best_effort_timestamp; this mirrors FFmpeg's fallback: the dts, else one
@@ -192,11 +221,12 @@ def _video_format(stream: VideoStream, rotation: int, path: Path) -> VideoFormat
     )
 
 
-def _ticks_per_frame(fmt: VideoFormat) -> int:
-    """One frame interval at the guessed rate, in time base ticks (1 when there is no guess)."""
-    if fmt.frame_rate is None:
+def _ticks_per_frame(stream: VideoStream) -> int:
+    """One frame interval at the guessed rate, in the stream's time base ticks (1 when there is no guess)."""
+    rate = _rate_guess(stream)
+    if rate is None or stream.time_base is None:
         return 1
-    return max(1, round(1 / (fmt.frame_rate * fmt.time_base)))
+    return max(1, round(1 / (rate * stream.time_base)))
 
 
 def _rate_guess(stream: VideoStream) -> Fraction | None:

@@ -22,15 +22,16 @@ OUTPUT_NAME = "output"
 
 
 class Uint8Io(nn.Module):
-    """Wraps a float NCHW 0..1 network with uint8 NHWC input and output."""
+    """Wraps a float NCHW 0..1 network with uint8 NHWC input and output, computing in `dtype`."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.net = net
+        self.dtype = dtype
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.net(x.permute(0, 3, 1, 2).float() * (1.0 / 255.0))
-        return (y * 255.0).round().clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+        y = self.net(x.permute(0, 3, 1, 2).to(self.dtype) * (1.0 / 255.0))
+        return (y.float() * 255.0).round().clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def load_model(spec: ModelSpec, weights: Path) -> nn.Module:

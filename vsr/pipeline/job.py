@@ -21,6 +21,7 @@ import numpy as np
 from vsr.backends import Backend
 from vsr.errors import UsageError
 from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter
+from vsr.media.deinterlace import DeinterlaceMode
 from vsr.pipeline.stages import Channel, StageGroup
 
 PROGRESS_EVERY_S = 0.2
@@ -36,6 +37,8 @@ class UpscaleRequest:
     batch: int = 2
     queue_depth: int = 2  # batches waiting between stages
     decode_threads: int = 0
+    deinterlace: DeinterlaceMode = "auto"
+    field_rate: bool = False  # with deinterlacing: one output frame per field
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     overwrite: bool = False
 
@@ -74,6 +77,7 @@ class JobResult:
     backend: str
     decode_errors: int
     streams_copied: int
+    deinterlaced: bool
     warnings: tuple[str, ...]
 
 
@@ -116,7 +120,8 @@ class UpscaleJob:
         """Process the whole file; calls on_progress from the calling thread a few times a second."""
         req = self.request
         check_paths(req)
-        with VideoReader(req.input, threads=req.decode_threads) as reader:
+        reader_options = {"deinterlace": req.deinterlace, "field_rate": req.field_rate}
+        with VideoReader(req.input, threads=req.decode_threads, **reader_options) as reader:
             fmt = reader.format
             out_w, out_h = fmt.width * req.scale, fmt.height * req.scale
             stream = reader.video_stream
@@ -138,6 +143,7 @@ class UpscaleJob:
                 backend=" → ".join(m.name for m in self.models),
                 decode_errors=reader.stats.decode_errors,
                 streams_copied=len(reader.passthrough),
+                deinterlaced=reader.deinterlaced,
                 warnings=tuple(writer.warnings),
             )
 
