@@ -156,18 +156,22 @@ class DenoiseLevel:
     degrade: Callable[[np.ndarray, int], np.ndarray]
     datasets: tuple[str, ...]  # paths under the data root
     on_y: bool
+    nlmeans_grid: tuple[float, ...]  # strengths tried when tuning FFmpeg's nlmeans (valid: 1..30)
 
 
+# The grids bracket the best strengths seen on these sets: Gaussian noise wants 6..20, JPEG much less.
+SIGMA_GRID = (4, 6, 8, 10, 12, 16, 20, 30)
+JPEG_GRID = (1, 2, 3, 4, 6)
 DENOISE_LEVELS: tuple[DenoiseLevel, ...] = (
     *(
-        DenoiseLevel(f"sigma{s}", noise_degrade(s), ("sr-eval/Set5", "sr-eval/Set14"), False)
+        DenoiseLevel(f"sigma{s}", noise_degrade(s), ("sr-eval/Set5", "sr-eval/Set14"), False, SIGMA_GRID)
         for s in (15, 25, 50)
     ),
-    *(DenoiseLevel(f"jpeg{q}", jpeg_degrade(q), ("denoise-eval/LIVE1",), True) for q in (10, 20, 30)),
+    *(
+        DenoiseLevel(f"jpeg{q}", jpeg_degrade(q), ("denoise-eval/LIVE1",), True, JPEG_GRID)
+        for q in (10, 20, 30)
+    ),
 )
-
-# nlmeans strengths tried when tuning FFmpeg's denoiser per level (its valid range is 1..30).
-NLMEANS_GRID = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 30)
 
 
 def _pooled(level: DenoiseLevel, root: Path) -> list[tuple[str, np.ndarray]]:

@@ -31,6 +31,10 @@ def train_command(
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch; 0 = torch's default.")] = 0,
     amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA.")] = False,
     jitter: Annotated[float, typer.Option(help="Probability of brightness/contrast/gamma/hue jitter.")] = 0.2,
+    brightness: Annotated[float, typer.Option(help="Jitter: added brightness, ± on 0..1.")] = 0.05,
+    contrast: Annotated[float, typer.Option(help="Jitter: contrast factor 1 ±.")] = 0.1,
+    gamma: Annotated[float, typer.Option(help="Jitter: gamma exponent 1 ±.")] = 0.1,
+    hue: Annotated[float, typer.Option(help="Jitter: hue rotation, ± turns.")] = 0.03,
     no_flips: Annotated[bool, typer.Option("--no-flips")] = False,
     no_rotations: Annotated[bool, typer.Option("--no-rotations")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt if it exists.")] = False,
@@ -60,7 +64,15 @@ def train_command(
         device=device,
         threads=threads,
         amp=amp,
-        augment=AugmentConfig(flips=not no_flips, rotations=not no_rotations, jitter_prob=jitter),
+        augment=AugmentConfig(
+            flips=not no_flips,
+            rotations=not no_rotations,
+            jitter_prob=jitter,
+            brightness=brightness,
+            contrast=contrast,
+            gamma=gamma,
+            hue=hue,
+        ),
     )
     weights = train(cfg, resume=resume, log=typer.echo)
     typer.echo(f"weights: {weights}")

@@ -37,7 +37,7 @@ class ModelSpec:
 
 
 _SPECS: tuple[ModelSpec, ...] = (
-    ModelSpec("espcn-x2", "espcn:ESPCN", "sr", "post-upsampling", 2),
+    ModelSpec("espcn-x2", "espcn:ESPCN", "sr", "post-upsampling", 2, {"skip": True}),
     ModelSpec("espcn-x3", "espcn:ESPCN", "sr", "post-upsampling", 3),
     ModelSpec("fsrcnn-x2", "fsrcnn:FSRCNN", "sr", "post-upsampling", 2),
     ModelSpec("compact-x2", "compact:Compact", "sr", "post-upsampling", 2, {"features": 48, "num_conv": 10}),

@@ -69,10 +69,11 @@ def _training_command(config: dict[str, Any]) -> str:
         "val_every",
         "seed",
         "device",
+        "threads",
     )
     parts = ["vsr train"]
     for k in keys:
-        if config.get(k) is not None:
+        if config.get(k) is not None and not (k == "threads" and config[k] == 0):
             parts.append(f"--{k.replace('_', '-')} {config[k]}")
     parts.append(f"--jitter {config['augment']['jitter_prob']}")
     if config.get("amp"):

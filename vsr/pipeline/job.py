@@ -125,7 +125,8 @@ class UpscaleJob:
             fmt = reader.format
             out_w, out_h = fmt.width * req.scale, fmt.height * req.scale
             stream = reader.video_stream
-            self.progress.total_frames = stream.frames or None
+            per_frame = 2 if reader.deinterlaced and req.field_rate else 1  # bwdif: one frame per field
+            self.progress.total_frames = stream.frames * per_frame or None
             with VideoWriter(
                 req.output, source=reader, width=out_w, height=out_h, options=req.encode
             ) as writer:
