@@ -9,6 +9,7 @@ from typing import Literal
 from vsr.backends import Backend
 from vsr.backends.torch_backend import Precision, cuda_available
 from vsr.errors import BackendUnavailableError
+from vsr.models.artefacts import ShippedModel
 
 BackendName = Literal["auto", "onnxruntime", "torch"]
 BACKENDS = ("auto", "onnxruntime", "torch")
@@ -39,19 +40,13 @@ def choose(requested: str) -> Choice:
 
 
 def open_backend(
-    choice: Choice, model: object, *, threads: int = 0, precision: Precision = "fp32"
+    choice: Choice, model: ShippedModel, *, threads: int = 0, precision: Precision = "fp32"
 ) -> Backend:
-    """Load a shipped model (vsr.models.artefacts.ShippedModel) on the chosen backend."""
+    """Load a shipped model on the chosen backend."""
     if choice.name == "onnxruntime":
         from vsr.backends.ort_backend import OrtBackend
 
-        return OrtBackend(model.onnx, threads=threads)  # type: ignore[attr-defined]
+        return OrtBackend(model.onnx, threads=threads)
     from vsr.backends.torch_backend import TorchBackend
 
-    return TorchBackend(
-        model.spec,  # type: ignore[attr-defined]
-        model.weights,  # type: ignore[attr-defined]
-        device=choice.device,
-        precision=precision,
-        threads=threads,
-    )
+    return TorchBackend(model.spec, model.weights, device=choice.device, precision=precision, threads=threads)

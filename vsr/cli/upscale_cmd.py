@@ -103,8 +103,7 @@ def upscale_command(
     names = " → ".join(m.spec.name for m in chain)
     with contextlib.ExitStack() as stack:
         backends = [
-            stack.enter_context(open_backend(choice, m, threads=threads, precision=precision))  # type: ignore[arg-type]
-            for m in chain
+            stack.enter_context(open_backend(choice, m, threads=threads, precision=precision)) for m in chain
         ]
         job = UpscaleJob(request, backends)
         result = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
