@@ -161,7 +161,7 @@ class DenoiseLevel:
 
 # The grids bracket the best strengths seen on these sets: Gaussian noise wants 6..20, JPEG much less.
 SIGMA_GRID = (4, 6, 8, 10, 12, 16, 20, 30)
-JPEG_GRID = (1, 2, 3, 4, 6)
+JPEG_GRID = (1, 2, 3, 4, 5, 6, 8)
 DENOISE_LEVELS: tuple[DenoiseLevel, ...] = (
     *(
         DenoiseLevel(f"sigma{s}", noise_degrade(s), ("sr-eval/Set5", "sr-eval/Set14"), False, SIGMA_GRID)

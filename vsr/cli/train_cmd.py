@@ -38,6 +38,10 @@ def train_command(
     no_flips: Annotated[bool, typer.Option("--no-flips")] = False,
     no_rotations: Annotated[bool, typer.Option("--no-rotations")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt if it exists.")] = False,
+    init: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Warm start from these weights (.safetensors)."),
+    ] = None,
 ) -> None:
     """Train a model; writes OUT/model.safetensors and OUT/history.json."""
     try:
@@ -64,6 +68,7 @@ def train_command(
         device=device,
         threads=threads,
         amp=amp,
+        init=init,
         augment=AugmentConfig(
             flips=not no_flips,
             rotations=not no_rotations,

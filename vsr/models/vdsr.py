@@ -17,6 +17,14 @@ class VDSR(nn.Module):
             layers += [nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(features, channels, 3, padding=1))
         self.body = nn.Sequential(*layers)
+        # He initialisation, as in the paper: with PyTorch's default init a 20-layer plain ReLU stack starts
+        # with vanishing activations and gradients, and barely leaves the bicubic (33.94 dB on Set5 after
+        # 2,344 steps). The last layer starts at zero so training begins exactly at the bicubic.
+        for conv in layers[:-1:2]:
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(layers[-1].bias)
 
     def forward(self, x: Tensor) -> Tensor:
         up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from vsr.evaluate import evaluate_denoise, evaluate_sr, load_eval_images, mean_scores, noise_degrade
 from vsr.models.registry import get_spec
@@ -42,13 +42,14 @@ class TrainConfig:
     device: str = "cpu"
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     amp: bool = False  # bf16 autocast on CUDA
+    init: Path | None = None  # warm start: weights to begin from (the optimiser and schedule start afresh)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
 
     def to_json(self) -> dict:
         """JSON-ready dict (paths as strings)."""
         d = asdict(self)
-        for k in ("data", "out", "val_data"):
+        for k in ("data", "out", "val_data", "init"):
             d[k] = None if d[k] is None else str(d[k])
         return d
 
@@ -115,6 +116,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
     (cfg.out / "config.json").write_text(json.dumps(cfg.to_json(), indent=1))
 
     model = spec.build().to(device)
+    if cfg.init is not None:
+        model.load_state_dict(load_file(str(cfg.init), device=str(device)))
+        log(f"warm start from {cfg.init}")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     ckpt_path = cfg.out / "checkpoint.pt"
     start, history, spent_s = 0, [], 0.0
