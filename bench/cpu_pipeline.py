@@ -84,7 +84,7 @@ def make_clip(src: Path, dst: Path, frames: int, repeats: int = 1) -> None:
 def decode_all(clip: Path) -> list[np.ndarray]:
     """The clip's frames as the pipeline sees them (RGB, source colour matrix)."""
     with VideoReader(clip) as reader:
-        return [item.rgb for item in reader if isinstance(item, Frame)]
+        return [item.pixels for item in reader if isinstance(item, Frame)]
 
 
 def time_decode(clip: Path) -> float:
@@ -134,7 +134,7 @@ def time_naive(clip: Path, out: Path, backend: OrtBackend, scale: int) -> float:
         with VideoWriter(out, source=reader, width=fmt.width * scale, height=fmt.height * scale) as writer:
             for item in reader:
                 if isinstance(item, Frame):
-                    writer.write_frame(backend.run(item.rgb[None])[0], item.pts)
+                    writer.write_frame(backend.run(item.pixels[None])[0], item.pts)
                 else:
                     writer.write_packet(item)
             writer.commit()

@@ -102,10 +102,16 @@ def test_backend_choice_explains_itself() -> None:
 
     auto = choose("auto")
     assert auto.reason.startswith("auto:")
-    assert (auto.name, auto.device) == (("torch", "cuda") if cuda_available() else ("onnxruntime", "cpu"))
+    if not cuda_available():
+        assert (auto.name, auto.device) == ("onnxruntime", "cpu")
+    else:
+        assert auto.device == "cuda" and auto.name in ("torch", "tensorrt")
     assert choose("onnxruntime").reason == "asked for"
     with pytest.raises(BackendUnavailableError, match="unknown backend"):
-        choose("tensorrt")
+        choose("cuda")
+    if not cuda_available():
+        with pytest.raises(BackendUnavailableError, match="CUDA device"):
+            choose("tensorrt")
 
 
 def test_fp16_on_cpu_is_refused() -> None:

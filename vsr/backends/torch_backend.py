@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,6 +54,8 @@ class TorchBackend:
         net = load_model(spec, weights).to(self.device, dtype)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
+        self.scale = spec.scale
+        self._dtype, self._channels_last = dtype, channels_last
         self._net = Uint8Io(net, dtype).eval()
         where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
         self.name = f"torch {torch.__version__} ({where}, {precision})"
@@ -64,6 +66,20 @@ class TorchBackend:
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device)
             return self._net(x).cpu().numpy()
+
+    def run_device(self, x: Any) -> Any:
+        """(N, H, W, 3) uint8 tensor already on the device → uint8 output on the device (no copies)."""
+        with self._torch.inference_mode():
+            return self._net(x)
+
+    def run_float(self, x: Any) -> Any:
+        """(N, 3, H, W) float 0..1 device tensor → the model's float32 output (the GPU YUV path)."""
+        torch = self._torch
+        with torch.inference_mode():
+            x = x.to(self._dtype)
+            if self._channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self._net.net(x).float()
 
     def close(self) -> None:
         """Free the model (and the CUDA cache it used)."""

@@ -26,7 +26,16 @@ def _root() -> None:
 
 def _register() -> None:
     # Imported here so that each command module can import `app` from this package without a cycle.
-    from vsr.cli import eval_cmd, export_cmd, models_cmd, probe_cmd, train_cmd, upscale_cmd  # noqa: F401
+    from vsr.cli import (  # noqa: F401
+        bench_cmd,
+        engine_cmd,
+        eval_cmd,
+        export_cmd,
+        models_cmd,
+        probe_cmd,
+        train_cmd,
+        upscale_cmd,
+    )
 
 
 def _fail(message: str, code: int) -> int:

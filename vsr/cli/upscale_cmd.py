@@ -8,7 +8,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,10 @@ from vsr.cli import app
 from vsr.errors import UsageError
 from vsr.pipeline import JobResult, UpscaleJob, UpscaleRequest
 from vsr.pipeline import Progress as JobProgress
+
+if TYPE_CHECKING:
+    from vsr.models.artefacts import ShippedModel
+    from vsr.pipeline.device import DevicePath
 
 # The default model per scale: the fastest shipped one, so a CPU-only machine gets a usable speed.
 DEFAULT_MODELS = {2: "espcn-x2", 4: "compact-x4"}
@@ -50,7 +54,14 @@ def upscale_command(
     denoise: Annotated[
         str | None, typer.Option(help="Denoiser run before the upscaler (e.g. dncnn-color).")
     ] = None,
-    batch: Annotated[int, typer.Option(min=1, help="Frames per inference call.")] = 2,
+    batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="Frames per inference call; default 2 on the CPU, from free GPU memory."),
+    ] = None,
+    tile: Annotated[
+        int | None,
+        typer.Option(min=0, help="GPU: tile side in input pixels (0: whole frames); default from memory."),
+    ] = None,
     deinterlace: Annotated[
         str, typer.Option(help="auto (interlaced sources only), on or off: bwdif before the model.")
     ] = "auto",
@@ -69,9 +80,13 @@ def upscale_command(
     threads: Annotated[int, typer.Option(min=0, help="Inference threads; 0 = one per core.")] = 0,
     backend: Annotated[
         str,
-        typer.Option(help="auto, onnxruntime or torch; auto takes torch on a CUDA device, else onnxruntime."),
+        typer.Option(
+            help="auto, onnxruntime, torch or tensorrt; auto: tensorrt, then torch/CUDA, then onnxruntime."
+        ),
     ] = "auto",
-    precision: Annotated[str, typer.Option(help="torch backend: fp32, fp16 (CUDA) or bf16.")] = "fp32",
+    precision: Annotated[
+        str | None, typer.Option(help="fp32, fp16 (CUDA) or bf16; default fp16 on CUDA, fp32 on the CPU.")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -89,7 +104,7 @@ def upscale_command(
         input=input,
         output=output,
         scale=math.prod(m.spec.scale for m in chain),
-        batch=batch,
+        batch=batch or 2,
         encode=encode_options(
             profile, suffix=output.suffix, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt
         ),
@@ -97,15 +112,26 @@ def upscale_command(
         deinterlace=deinterlace,  # type: ignore[arg-type]
         field_rate=field_rate,
     )
+    choice = choose(backend)
+    precision = precision or ("fp16" if choice.device == "cuda" else "fp32")
     if precision not in ("fp32", "fp16", "bf16"):
         raise UsageError(f"unknown precision {precision!r}; choose fp32, fp16 or bf16")
-    choice = choose(backend)
     names = " → ".join(m.spec.name for m in chain)
+    device_path = _device_path(chain, batch, tile) if choice.device == "cuda" else None
     with contextlib.ExitStack() as stack:
         backends = [
-            stack.enter_context(open_backend(choice, m, threads=threads, precision=precision)) for m in chain
+            stack.enter_context(
+                open_backend(
+                    choice,
+                    m,
+                    threads=threads,
+                    precision=precision,
+                    log=lambda msg: print(msg, file=sys.stderr),
+                )
+            )
+            for m in chain
         ]
-        job = UpscaleJob(request, backends)
+        job = UpscaleJob(request, backends, device_path=device_path)
         result = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
     if as_json:
         print(
@@ -120,6 +146,25 @@ def upscale_command(
         # Complete, but the decoder had to skip damaged data: a distinct exit code says so.
         print(f"vsr: warning: {result.decode_errors} damaged packets skipped (concealed)", file=sys.stderr)
         raise typer.Exit(1)
+
+
+def _device_path(chain: list[ShippedModel], batch: int | None, tile: int | None) -> DevicePath:
+    """The CUDA path: YUV staged through pinned double buffers; batch and tile from free memory by default."""
+    import torch
+
+    from vsr.pipeline.device import DevicePath
+
+    def widest(kwargs: dict) -> int:
+        f = kwargs.get("features", 64)
+        return max(f) if isinstance(f, tuple | list) else int(f)
+
+    return DevicePath(
+        torch.device("cuda"),
+        tile=tile or None,
+        auto=batch is None and tile is None,
+        features=max(widest(m.spec.kwargs) for m in chain),
+        pre_upsampling=any(m.spec.family == "pre-upsampling" for m in chain),
+    )
 
 
 def _run_with_progress(job: UpscaleJob, *, show: bool) -> JobResult:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import av
 import numpy as np
@@ -22,6 +23,15 @@ from vsr.media.probe import FIELD_ORDERS
 
 # Stream types copied untouched into the output; data tracks (timecode, chapter text) are left out.
 PASSTHROUGH_TYPES = ("audio", "subtitle", "attachment")
+
+PixelLayout = Literal["rgb24", "yuv420p", "yuv420p10le"]
+
+
+def yuv_layout(pix_fmt: str) -> PixelLayout:
+    """The planar 4:2:0 layout that keeps a source's precision: 10-bit for anything deeper than 8 bits."""
+    deep = any(c.bits > 8 for c in av.video.format.VideoFormat(pix_fmt).components)
+    return "yuv420p10le" if deep else "yuv420p"
+
 
 # Header rates above this are nominal placeholders (mkv/flv 1000 fps, DV 60000 fps), not a real guess.
 MAX_PLAUSIBLE_FPS = 300
@@ -48,18 +58,24 @@ class VideoFormat:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Frame:
-    """One decoded picture: RGB pixels and the decoder's pts in VideoFormat.time_base units."""
+    """One decoded picture and the decoder's pts in VideoFormat.time_base units.
 
-    rgb: np.ndarray  # (H, W, 3) uint8, C-contiguous
+    `pixels` is (H, W, 3) uint8 for rgb24, or PyAV's packed planes (H·3/2, W) for yuv420p (uint8) and
+    yuv420p10le (uint16): Y rows, then U, then V, as the GPU path uploads them without a CPU conversion.
+    """
+
+    pixels: np.ndarray
     pts: int
+    format: PixelLayout = "rgb24"
 
     def __post_init__(self) -> None:
-        rgb = self.rgb
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or not rgb.flags.c_contiguous:
-            raise ValueError(f"Frame.rgb must be C-contiguous (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        px = self.pixels
+        want = {"rgb24": (3, np.uint8), "yuv420p": (2, np.uint8), "yuv420p10le": (2, np.uint16)}[self.format]
+        if px.ndim != want[0] or px.dtype != want[1] or not px.flags.c_contiguous:
+            raise ValueError(f"Frame: {self.format} needs C-contiguous {want}, got {px.shape} {px.dtype}")
 
     def __repr__(self) -> str:
-        return f"Frame(rgb={self.rgb.shape} {self.rgb.dtype}, pts={self.pts})"
+        return f"Frame({self.format} {self.pixels.shape}, pts={self.pts})"
 
 
 @dataclass(slots=True)
@@ -76,7 +92,13 @@ class VideoReader:
     """Owns the input container; yields the main video as Frames and passthrough packets, in file order."""
 
     def __init__(
-        self, path: Path, *, threads: int = 0, deinterlace: DeinterlaceMode = "auto", field_rate: bool = False
+        self,
+        path: Path,
+        *,
+        threads: int = 0,
+        deinterlace: DeinterlaceMode = "auto",
+        field_rate: bool = False,
+        layout: Literal["rgb24", "yuv"] = "rgb24",
     ) -> None:
         self.path = path
         self.stats = ReaderStats()
@@ -102,6 +124,10 @@ class VideoReader:
         except BaseException:
             self._container.close()
             raise
+        # "yuv": planar 4:2:0 at the source's depth for the device path; odd sizes have no 4:2:0 planes
+        # that PyAV packs, so they stay rgb24 (the caller reads `layout` to know which it got).
+        even = self.format.width % 2 == 0 and self.format.height % 2 == 0
+        self.layout: PixelLayout = yuv_layout(self.format.pix_fmt) if layout == "yuv" and even else "rgb24"
         self._src_matrix = colour.sws_matrix(self.format.colorspace)
         self.passthrough: list[Stream] = [s for s in self._container.streams if s.type in PASSTHROUGH_TYPES]
         self._last_pts: int | None = None
@@ -186,10 +212,14 @@ class VideoReader:
 
     def _to_frame(self, picture: av.VideoFrame) -> Frame:
         self.stats.frames += 1
-        rgb = picture.reformat(
-            format="rgb24", src_colorspace=self._src_matrix, src_color_range=self.format.color_range
-        ).to_ndarray()
-        return Frame(np.ascontiguousarray(rgb), picture.pts)
+        if self.layout == "rgb24":
+            rgb = picture.reformat(
+                format="rgb24", src_colorspace=self._src_matrix, src_color_range=self.format.color_range
+            ).to_ndarray()
+            return Frame(np.ascontiguousarray(rgb), picture.pts)
+        # Planar 4:2:0 as decoded (no conversion when the source already is), colour maths left to the GPU.
+        planes = picture.reformat(format=self.layout).to_ndarray()
+        return Frame(np.ascontiguousarray(planes), picture.pts, self.layout)
 
     def _guess_pts(self, picture: av.VideoFrame) -> int:
         # PyAV 18 does not expose best_effort_timestamp; this mirrors FFmpeg's fallback: the dts, else one

@@ -18,7 +18,7 @@ from av.video.stream import VideoStream
 
 from vsr.errors import UsageError
 from vsr.media import colour
-from vsr.media.reader import VideoFormat, VideoReader
+from vsr.media.reader import PixelLayout, VideoFormat, VideoReader
 
 # Tags the muxer writes itself; copying the source's would describe the source, not the output.
 MUXER_TAGS = frozenset({"duration", "encoder", "major_brand", "minor_version", "compatible_brands"})
@@ -122,23 +122,39 @@ class VideoWriter:
         packet.stream = out
         self._container.mux(packet)
 
-    def write_frame(self, rgb: np.ndarray, pts: int) -> None:
-        """Encode one (height, width, 3) uint8 picture at `pts` (source time base units)."""
-        if rgb.shape != (*self._size, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"expected {(*self._size, 3)} uint8, got {rgb.shape} {rgb.dtype}")
+    @property
+    def pix_fmt(self) -> str:
+        """The encoder's pixel format."""
+        return str(self._video.codec_context.pix_fmt)
+
+    def write_frame(self, pixels: np.ndarray, pts: int, layout: PixelLayout = "rgb24") -> None:
+        """Encode one picture at `pts` (source time base units).
+
+        rgb24: (height, width, 3) uint8, converted with the source's matrix and range. yuv420p/yuv420p10le:
+        PyAV's packed planes, already in the source's matrix and range (the GPU path converts there).
+        """
         ctx = self._video.codec_context
-        if rgb.shape[:2] != (ctx.height, ctx.width):
-            rgb = np.ascontiguousarray(rgb[: ctx.height, : ctx.width])
+        if layout == "rgb24":
+            if pixels.shape != (*self._size, 3) or pixels.dtype != np.uint8:
+                raise ValueError(f"expected {(*self._size, 3)} uint8, got {pixels.shape} {pixels.dtype}")
+            if pixels.shape[:2] != (ctx.height, ctx.width):
+                pixels = np.ascontiguousarray(pixels[: ctx.height, : ctx.width])
+        elif pixels.shape != (self._size[0] * 3 // 2, self._size[1]) or self._size != (ctx.height, ctx.width):
+            raise ValueError(f"expected {layout} planes of size {self._size}, got {pixels.shape}")
         if self._last_pts is not None and pts <= self._last_pts:
             # Encoders and muxers reject repeated pts; one tick later is the smallest change that passes.
             pts = self._last_pts + 1
             self._pts_bumped += 1
         self._last_pts = pts
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-            format=ctx.pix_fmt,
-            dst_colorspace=colour.sws_matrix(self._fmt.colorspace),
-            dst_color_range=self._fmt.color_range,
-        )
+        frame = av.VideoFrame.from_ndarray(pixels, format=layout)
+        if layout == "rgb24":
+            frame = frame.reformat(
+                format=ctx.pix_fmt,
+                dst_colorspace=colour.sws_matrix(self._fmt.colorspace),
+                dst_color_range=self._fmt.color_range,
+            )
+        elif layout != ctx.pix_fmt:  # bit depth or chroma layout only: the matrix stays the source's
+            frame = frame.reformat(format=ctx.pix_fmt)
         frame.pts = pts
         frame.time_base = self._fmt.time_base
         self._container.mux(self._video.encode(frame))

@@ -7,8 +7,10 @@ N, H and W are dynamic.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from safetensors.torch import load_file
@@ -17,6 +19,9 @@ from torch import Tensor, nn
 from vsr.models.registry import ModelSpec
 
 OPSET = 17
+# The first opset whose Conv accepts bfloat16. The TorchScript exporter warns that it supports opsets up to
+# 20 only; the graphs it writes at 22 pass onnx.checker's full check (tests/test_tensorrt.py).
+BF16_OPSET = 22
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
@@ -41,22 +46,33 @@ def load_model(spec: ModelSpec, weights: Path) -> nn.Module:
     return model.eval()
 
 
-def export_onnx(model: nn.Module, out: Path, *, sample_size: tuple[int, int] = (64, 64)) -> Path:
-    """Write `model` as an ONNX graph with uint8 NHWC I/O and dynamic batch, height and width."""
-    wrapped = Uint8Io(model).eval()
+def export_onnx(
+    model: nn.Module,
+    out: Path | BinaryIO,
+    *,
+    sample_size: tuple[int, int] = (64, 64),
+    dtype: torch.dtype = torch.float32,
+) -> Path | BinaryIO:
+    """Write `model` as an ONNX graph with uint8 NHWC I/O and dynamic batch, height and width.
+
+    With dtype float16/bfloat16 the weights and the body run in that type (casts at the uint8 edges):
+    the strongly typed graph TensorRT 10.12+ and 11 build reduced-precision engines from.
+    """
+    net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)  # .to() works in place
+    wrapped = Uint8Io(net, dtype).eval()
     dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=torch.uint8)
     with torch.no_grad():
         torch.onnx.export(
             wrapped,
             (dummy,),
-            str(out),
+            str(out) if isinstance(out, Path) else out,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={
                 INPUT_NAME: {0: "n", 1: "h", 2: "w"},
                 OUTPUT_NAME: {0: "n", 1: "h_out", 2: "w_out"},
             },
-            opset_version=OPSET,
+            opset_version=BF16_OPSET if dtype == torch.bfloat16 else OPSET,
             dynamo=False,
         )
     return out

@@ -3,6 +3,9 @@
 decode thread ──Channel──► model thread ──Channel──► encode thread
 (reader: frames + packets)   (backends, in order)    (writer: packets, then frames)
 
+With a DevicePath the frames travel as the decoder's planar YUV and the model thread stages them through
+pinned double buffers on CUDA streams (vsr.pipeline.staging); colour conversion happens on the device.
+
 Memory stays bounded by the channel depths whatever the clip length. Packets of the streams that are
 copied (audio, subtitles) travel with the batch during whose decoding they were demuxed, so the writer
 sees them in file order and the muxer interleaves them with the encoded video.
@@ -11,9 +14,11 @@ sees them in file order and the muxer interleaves them with the encoded video.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -23,6 +28,10 @@ from vsr.errors import UsageError
 from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter
 from vsr.media.deinterlace import DeinterlaceMode
 from vsr.pipeline.stages import Channel, StageGroup
+
+if TYPE_CHECKING:
+    from vsr.pipeline.device import DevicePath
+    from vsr.pipeline.staging import DeviceStager
 
 PROGRESS_EVERY_S = 0.2
 
@@ -83,7 +92,7 @@ class JobResult:
 
 @dataclass
 class _Batch:
-    pixels: np.ndarray  # (N, H, W, 3) uint8
+    pixels: np.ndarray  # (N, H, W, 3) uint8 RGB, or (N, H·3/2, W) packed 4:2:0 planes on the device path
     pts: list[int]
     packets: list[av.Packet]
 
@@ -104,13 +113,19 @@ def check_paths(request: UpscaleRequest) -> None:
 class UpscaleJob:
     """Runs one request through `models` (applied in order); poll `progress`, call `abort()` to stop."""
 
-    def __init__(self, request: UpscaleRequest, models: Sequence[Backend]) -> None:
+    def __init__(
+        self, request: UpscaleRequest, models: Sequence[Backend], *, device_path: DevicePath | None = None
+    ) -> None:
         if not models:
             raise UsageError("no model to run")
         self.request = request
         self.models = list(models)
+        self.device_path = device_path  # models must then also offer run_float (torch, tensorrt)
         self.progress = Progress()
         self._group = StageGroup()
+        self._stager: DeviceStager | None = None
+        self._out_layout = "rgb24"
+        self._batch = request.batch
 
     def abort(self) -> None:
         """Ask every stage to stop; run() then raises KeyboardInterrupt and leaves no output behind."""
@@ -120,7 +135,8 @@ class UpscaleJob:
         """Process the whole file; calls on_progress from the calling thread a few times a second."""
         req = self.request
         check_paths(req)
-        reader_options = {"deinterlace": req.deinterlace, "field_rate": req.field_rate}
+        reader_options: dict[str, Any] = {"deinterlace": req.deinterlace, "field_rate": req.field_rate}
+        reader_options["layout"] = "yuv" if self.device_path is not None else "rgb24"
         with VideoReader(req.input, threads=req.decode_threads, **reader_options) as reader:
             fmt = reader.format
             out_w, out_h = fmt.width * req.scale, fmt.height * req.scale
@@ -130,7 +146,16 @@ class UpscaleJob:
             with VideoWriter(
                 req.output, source=reader, width=out_w, height=out_h, options=req.encode
             ) as writer:
-                self._run_stages(reader, writer, on_progress)
+                if reader.layout != "rgb24":
+                    assert self.device_path is not None
+                    self.device_path, batch = self.device_path.planned(fmt.height, fmt.width, req.scale)
+                    self._batch = batch or req.batch
+                    self._stager = self._device_stager(reader, writer)
+                try:
+                    self._run_stages(reader, writer, on_progress)
+                finally:
+                    if self._stager is not None:
+                        self._stager.close()
                 writer.commit()
             elapsed = time.perf_counter() - self.progress.started
             return JobResult(
@@ -147,6 +172,22 @@ class UpscaleJob:
                 deinterlaced=reader.deinterlaced,
                 warnings=tuple(writer.warnings),
             )
+
+    def _device_stager(self, reader: VideoReader, writer: VideoWriter) -> DeviceStager:
+        from vsr.media.colour import RANGE_FULL
+        from vsr.media.reader import yuv_layout
+        from vsr.pipeline.device import yuv_chain
+        from vsr.pipeline.staging import DeviceStager
+        from vsr.pipeline.yuv import YuvSpec
+
+        assert self.device_path is not None
+        fmt = reader.format
+        self._out_layout = yuv_layout(writer.pix_fmt)
+        full = fmt.color_range == RANGE_FULL
+        source = YuvSpec(fmt.colorspace, full, 10 if reader.layout == "yuv420p10le" else 8)
+        target = YuvSpec(fmt.colorspace, full, 10 if self._out_layout == "yuv420p10le" else 8)
+        run = yuv_chain(self.models, fmt.height, source, target, self.device_path)  # type: ignore[arg-type]
+        return DeviceStager(run, self.device_path.device, slots=self.device_path.slots)
 
     def _run_stages(
         self, reader: VideoReader, writer: VideoWriter, on_progress: Callable[[Progress], None] | None
@@ -173,10 +214,10 @@ class UpscaleJob:
             on_progress(self.progress)
 
     def _decode(self, reader: VideoReader, out: Channel) -> None:
-        size, frames, pts, packets = self.request.batch, [], [], []
+        size, frames, pts, packets = self._batch, [], [], []
         for item in reader:
             if isinstance(item, Frame):
-                frames.append(item.rgb)
+                frames.append(item.pixels)
                 pts.append(item.pts)
                 self.progress.decoded += 1
                 if len(frames) == size:
@@ -190,6 +231,9 @@ class UpscaleJob:
         out.close()
 
     def _infer(self, inp: Channel, out: Channel) -> None:
+        if self._stager is not None:
+            self._infer_staged(self._stager, inp, out)
+            return
         for batch in inp:
             if batch.pts:
                 for model in self.models:
@@ -197,10 +241,35 @@ class UpscaleJob:
             out.put(batch)
         out.close()
 
+    def _infer_staged(self, stager: DeviceStager, inp: Channel, out: Channel) -> None:
+        # Batches leave in the order they came; packet-only batches wait behind frames still on the device.
+        waiting: deque[_Batch] = deque()
+
+        def emit_oldest() -> None:
+            batch = waiting.popleft()
+            batch.pixels, _ = stager.collect()  # the oldest submitted is the oldest waiting with frames
+            out.put(batch)
+
+        for batch in inp:
+            if batch.pts:
+                if stager.full:
+                    emit_oldest()
+                stager.submit(batch.pixels)
+            waiting.append(batch)
+            while waiting and not waiting[0].pts:
+                out.put(waiting.popleft())
+        while waiting:
+            if waiting[0].pts:
+                emit_oldest()
+            else:
+                out.put(waiting.popleft())
+        out.close()
+
     def _encode(self, inp: Channel, writer: VideoWriter) -> None:
         for batch in inp:
             for packet in batch.packets:
                 writer.write_packet(packet)
-            for rgb, pts in zip(batch.pixels, batch.pts, strict=True):
-                writer.write_frame(rgb, pts)
+            pixels = batch.pixels.view(np.uint16) if batch.pixels.dtype == np.int16 else batch.pixels
+            for picture, pts in zip(pixels, batch.pts, strict=True):
+                writer.write_frame(picture, pts, self._out_layout)  # type: ignore[arg-type]
                 self.progress.encoded += 1

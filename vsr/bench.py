@@ -1,0 +1,396 @@
+"""`vsr bench`: model-only throughput over a grid, and an end-to-end run with each stage timed alone.
+
+Model-only timing keeps the data where the model reads it (host memory for ONNX Runtime, device memory for
+torch and TensorRT on CUDA) and synchronises before the clock stops. The end-to-end part times decode,
+upload, compute, download and encode each alone on the same frames, then the whole job, and reports
+efficiency = end-to-end fps ÷ the slowest stage alone (1.0: the pipeline hides every other stage).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from vsr.backends.select import Choice, choose, open_backend
+from vsr.errors import BackendUnavailableError, UsageError
+from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter
+from vsr.models.artefacts import ShippedModel, shipped_model
+from vsr.pipeline import UpscaleJob, UpscaleRequest
+
+RESOLUTIONS = {"360p": (360, 640), "480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920)}
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One model-only measurement (or the reason it could not be taken)."""
+
+    model: str
+    backend: str
+    device: str
+    precision: str
+    resolution: str
+    batch: int
+    frames_per_s: float | None = None
+    output_megapixels_per_s: float | None = None
+    ms_per_batch: float | None = None
+    peak_gpu_mib: float | None = None
+    skipped: str | None = None
+
+
+def _timed(call: Callable[[], None], sync: Callable[[], None], seconds: float) -> tuple[int, float]:
+    call()  # warm-up: allocations, cuDNN/TensorRT tactic choice
+    sync()
+    calls, start = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - start < seconds:
+        call()
+        calls += 1
+    sync()
+    return calls, time.perf_counter() - start
+
+
+def model_grid(
+    models: Sequence[str],
+    resolutions: Sequence[str],
+    batches: Sequence[int],
+    precisions: Sequence[str],
+    backends: Sequence[str],
+    *,
+    seconds: float = 1.0,
+    log: Callable[[str], None] = lambda _m: None,
+) -> list[GridPoint]:
+    """Measure every combination; combinations a backend cannot run are recorded as skipped, not dropped."""
+    points = []
+    for name, backend_name, precision in itertools.product(models, backends, precisions):
+        model = shipped_model(name)
+        try:
+            choice = choose(backend_name)
+            if choice.device == "cpu" and precision == "fp16":
+                raise BackendUnavailableError("fp16 needs a CUDA device")
+            if choice.name == "onnxruntime" and precision != "fp32":
+                raise BackendUnavailableError("the ONNX Runtime graphs are fp32")
+            backend = open_backend(choice, model, precision=precision, log=log)  # type: ignore[arg-type]
+        except BackendUnavailableError as exc:
+            for res, batch in itertools.product(resolutions, batches):
+                points.append(GridPoint(name, backend_name, "-", precision, res, batch, skipped=str(exc)))
+            continue
+        with backend:
+            for res, batch in itertools.product(resolutions, batches):
+                point = _measure(model, backend, choice, precision, res, batch, seconds)
+                log(_describe(point))
+                points.append(point)
+    return points
+
+
+def _measure(
+    model: ShippedModel, backend: Any, choice: Choice, precision: str, res: str, batch: int, seconds: float
+) -> GridPoint:
+    h, w = RESOLUTIONS[res]
+    host = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
+    base = GridPoint(model.spec.name, choice.name, choice.device, precision, res, batch)
+    peak = None
+    if choice.device == "cuda":
+        import torch
+
+        x = torch.from_numpy(host).cuda()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        free_before = torch.cuda.mem_get_info()[0]
+        try:
+            calls, elapsed = _timed(lambda: backend.run_device(x), torch.cuda.synchronize, seconds)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            return GridPoint(**{**asdict(base), "skipped": "out of GPU memory"})
+        # torch's own peak; TensorRT allocates its activations itself, so count what left the free pool too.
+        used = max(torch.cuda.max_memory_allocated(), free_before - torch.cuda.mem_get_info()[0])
+        peak = round(used / 2**20, 1)
+    else:
+        calls, elapsed = _timed(lambda: backend.run(host), lambda: None, seconds)
+    fps = calls * batch / elapsed
+    s = model.spec.scale
+    return GridPoint(
+        **{
+            **asdict(base),
+            "frames_per_s": round(fps, 2),
+            "output_megapixels_per_s": round(fps * h * w * s * s / 1e6, 2),
+            "ms_per_batch": round(1000 * elapsed / calls, 2),
+            "peak_gpu_mib": peak,
+        }
+    )
+
+
+def _describe(p: GridPoint) -> str:
+    head = f"{p.model:12} {p.backend:11} {p.precision:4} {p.resolution:5} ×{p.batch}"
+    if p.skipped:
+        return f"{head} skipped: {p.skipped}"
+    return f"{head} {p.frames_per_s:8.2f} fps {p.ms_per_batch} ms/batch"
+
+
+def synthetic_clip(path: Path, *, height: int, width: int, frames: int, rate: int = 24) -> Path:
+    """A moving test pattern in H.264 (x264 ultrafast, yuv420p) with AAC silence: a repeatable bench input."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "crf": "18"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+        for i in range(frames):
+            phase = i / 6
+            r = 128 + 100 * np.sin(x / 23 + phase)
+            g = 128 + 90 * np.cos(y / 17 - phase)
+            b = 128 + 60 * np.sin((x + y) / 31)
+            rgb = np.stack([r, g, b], -1)
+            frame = av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, rate)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """Each stage alone and the pipeline, in frames per second, on one clip."""
+
+    clip: str
+    frames: int
+    model: str
+    backend: str
+    path: str  # "cpu rgb" or "cuda yuv staged"
+    batch: int
+    stages_fps: dict[str, float]
+    end_to_end_fps: float
+    naive_fps: float  # the whole job done one frame at a time, fp32, synchronously, colour on the CPU
+    efficiency: float  # end_to_end ÷ slowest stage alone
+    speedup_over_naive: float
+    # CUDA only, host memory to host memory without decode/encode: the staged path (pinned double buffers,
+    # streams, YUV on the device, batch, reduced precision) against one frame at a time (upload, fp32
+    # eager model, download, synchronise).
+    staged_host_fps: float | None = None
+    naive_host_fps: float | None = None
+
+
+def end_to_end(
+    clip: Path,
+    model_name: str,
+    backend_name: str,
+    *,
+    precision: str | None,
+    batch: int | None,
+    out_dir: Path,
+    staged: bool | None = None,
+) -> EndToEnd:
+    """Time decode, (upload,) compute, (download,) encode alone, the naive loop and the whole job.
+
+    staged: the YUV device path with its stager (default: on CUDA); torch on the CPU can take it too,
+    which is how machines without a GPU test this code.
+    """
+    model = shipped_model(model_name)
+    choice = choose(backend_name)
+    cuda = choice.device == "cuda" if staged is None else staged
+    if cuda and choice.name == "onnxruntime":
+        raise UsageError("the staged device path needs the torch or tensorrt backend")
+    precision = precision or ("fp16" if choice.device == "cuda" else "fp32")
+    encode = EncodeOptions(preset="veryfast" if cuda else "medium")
+    with VideoReader(clip, layout="yuv" if cuda else "rgb24") as reader:
+        fmt, layout = reader.format, reader.layout
+        frames = [item for item in reader if isinstance(item, Frame)]
+    pts = [f.pts for f in frames]
+    pixels = [f.pixels for f in frames]
+    t0 = time.perf_counter()
+    with VideoReader(clip, layout="yuv" if cuda else "rgb24") as reader:
+        n = sum(1 for item in reader if isinstance(item, Frame))
+    stages = {"decode": n / (time.perf_counter() - t0)}
+    with open_backend(choice, model, precision=precision) as backend:  # type: ignore[arg-type]
+        if cuda:
+            from vsr.pipeline.device import DevicePath
+
+            pre = model.spec.family == "pre-upsampling"
+            device = _torch_device(choice.device)
+            path = DevicePath(device, auto=batch is None, features=_features(model), pre_upsampling=pre)
+            path, planned = path.planned(fmt.height, fmt.width, model.spec.scale)
+            size = batch or planned or 2
+            out_pixels, gpu_stages = _device_stages(backend, path, pixels, size, fmt, layout)
+            stages.update(gpu_stages)
+            host_rates = _host_to_host(backend, model, path, pixels, size, fmt, layout)
+        else:
+            path, size, host_rates = None, batch or UpscaleRequest.batch, (None, None)
+            t0 = time.perf_counter()
+            out_pixels = [backend.run(np.stack(pixels[i : i + size])) for i in range(0, len(pixels), size)]
+            stages["compute"] = len(pixels) / (time.perf_counter() - t0)
+            out_pixels = [p for b in out_pixels for p in b]
+        stages["encode"] = _encode_alone(
+            clip, out_pixels, pts, model.spec.scale, encode, out_dir / "encode.mkv"
+        )
+        request = UpscaleRequest(
+            clip, out_dir / "e2e.mkv", scale=model.spec.scale, batch=size, encode=encode, overwrite=True
+        )
+        result = UpscaleJob(request, [backend], device_path=path).run()
+    with open_backend(choice, model, precision="fp32") as fp32:  # type: ignore[arg-type]
+        naive = _naive(clip, fp32, model.spec.scale, encode, out_dir / "naive.mkv")
+    slowest = min(stages.values())
+    return EndToEnd(
+        clip=str(clip),
+        frames=result.frames,
+        model=model_name,
+        backend=result.backend,
+        path=f"{choice.device} {layout} staged" if cuda else f"{choice.device} {layout}",
+        batch=size,
+        stages_fps={k: round(v, 2) for k, v in stages.items()},
+        end_to_end_fps=round(result.fps, 2),
+        naive_fps=round(naive, 2),
+        efficiency=round(result.fps / slowest, 3),
+        speedup_over_naive=round(result.fps / naive, 2),
+        staged_host_fps=host_rates[0],
+        naive_host_fps=host_rates[1],
+    )
+
+
+def _torch_device(name: str) -> Any:
+    import torch
+
+    return torch.device(name)
+
+
+def _features(model: ShippedModel) -> int:
+    f = model.spec.kwargs.get("features", 64)
+    return max(f) if isinstance(f, tuple | list) else int(f)
+
+
+def _device_stages(
+    backend: Any, path: Any, pixels: list[np.ndarray], size: int, fmt: Any, layout: str
+) -> tuple[list[np.ndarray], dict[str, float]]:
+    """Upload, compute and download alone on the device path (pinned buffers, data already on the device)."""
+    import torch
+
+    from vsr.media.colour import RANGE_FULL
+    from vsr.pipeline.device import yuv_chain
+    from vsr.pipeline.yuv import YuvSpec
+
+    spec = YuvSpec(fmt.colorspace, fmt.color_range == RANGE_FULL, 10 if layout == "yuv420p10le" else 8)
+    run = yuv_chain([backend], fmt.height, spec, spec, path)
+    cuda = path.device.type == "cuda"
+    batches = [np.stack(pixels[i : i + size]) for i in range(0, len(pixels), size)]
+    host = [torch.from_numpy(b.view(np.int16) if b.dtype == np.uint16 else b) for b in batches]
+    host = [h.pin_memory() for h in host] if cuda else host
+    n = len(pixels)
+
+    def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        result = fn()
+        if cuda:
+            torch.cuda.synchronize()
+        return n / (time.perf_counter() - t0), result
+
+    upload_fps, device = timed(lambda: [h.to(path.device, non_blocking=True) for h in host])
+    compute_fps, outputs = timed(lambda: [run(d) for d in device])
+    pinned = [torch.empty(o.shape, dtype=o.dtype, pin_memory=cuda) for o in outputs]
+    download_fps, _ = timed(
+        lambda: [p.copy_(o, non_blocking=True) for p, o in zip(pinned, outputs, strict=True)]
+    )
+    frames = [f.view(np.uint16) if f.dtype == np.int16 else f for p in pinned for f in p.numpy()]
+    return frames, {"upload": upload_fps, "compute": compute_fps, "download": download_fps}
+
+
+def _host_to_host(
+    backend: Any, model: ShippedModel, path: Any, pixels: list[np.ndarray], size: int, fmt: Any, layout: str
+) -> tuple[float, float]:
+    """(staged fps, naive fps) from host frames to host frames, no decode or encode."""
+    from vsr.backends.torch_backend import TorchBackend
+    from vsr.media.colour import RANGE_FULL
+    from vsr.pipeline.device import yuv_chain
+    from vsr.pipeline.staging import DeviceStager
+    from vsr.pipeline.yuv import YuvSpec
+
+    spec = YuvSpec(fmt.colorspace, fmt.color_range == RANGE_FULL, 10 if layout == "yuv420p10le" else 8)
+    batches = [np.stack(pixels[i : i + size]) for i in range(0, len(pixels), size)]
+    with DeviceStager(yuv_chain([backend], fmt.height, spec, spec, path), path.device) as stager:
+        stager.submit(batches[0])  # warm-up
+        stager.drain()
+        t0 = time.perf_counter()
+        for b in batches:
+            if stager.full:
+                stager.collect()
+            stager.submit(b)
+        stager.drain()
+        staged = len(pixels) / (time.perf_counter() - t0)
+    frame = np.random.default_rng(0).integers(0, 256, (1, fmt.height, fmt.width, 3), np.uint8)
+    with TorchBackend(model.spec, model.weights, device=path.device.type, precision="fp32") as eager:
+        eager.run(frame)  # warm-up
+        t0 = time.perf_counter()
+        for _ in pixels:
+            eager.run(frame)  # upload, fp32 model, download; .cpu() synchronises
+        naive = len(pixels) / (time.perf_counter() - t0)
+    return round(staged, 2), round(naive, 2)
+
+
+def _encode_alone(
+    clip: Path, pixels: list[np.ndarray], pts: list[int], scale: int, encode: EncodeOptions, out: Path
+) -> float:
+    with VideoReader(clip) as reader:
+        fmt = reader.format
+        deep = pixels[0].dtype == np.uint16
+        layout = "rgb24" if pixels[0].ndim == 3 else ("yuv420p10le" if deep else "yuv420p")
+        width, height = fmt.width * scale, fmt.height * scale
+        with VideoWriter(out, source=reader, width=width, height=height, options=encode) as writer:
+            t0 = time.perf_counter()
+            for picture, p in zip(pixels, pts, strict=True):
+                writer.write_frame(picture, p, layout)  # type: ignore[arg-type]
+            writer.commit()
+            return len(pixels) / (time.perf_counter() - t0)
+
+
+def _naive(clip: Path, backend: Any, scale: int, encode: EncodeOptions, out: Path) -> float:
+    """The loop the issue compares against: one frame at a time, fp32, synchronous, colour on the CPU."""
+    with VideoReader(clip) as reader:
+        fmt = reader.format
+        size = {"width": fmt.width * scale, "height": fmt.height * scale}
+        with VideoWriter(out, source=reader, options=encode, **size) as writer:
+            t0 = time.perf_counter()
+            for item in reader:
+                if isinstance(item, Frame):
+                    writer.write_frame(backend.run(item.pixels[None])[0], item.pts)
+                else:
+                    writer.write_packet(item)
+            writer.commit()
+            return writer.frames_written / (time.perf_counter() - t0)
+
+
+def chart(points: Sequence[GridPoint], e2e: EndToEnd | None, out: Path) -> Path:
+    """A PNG: model-only fps per grid point (log scale) and, when given, the end-to-end stage breakdown."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--chart needs matplotlib (pip install 'vsr[bench]')") from None
+    measured = [p for p in points if p.frames_per_s]
+    panels = 1 + (e2e is not None)
+    height = max(3.0, 0.28 * len(measured) + 1.5)
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, height), squeeze=False)
+    ax = axes[0][0]
+    labels = [f"{p.model} {p.backend} {p.precision} {p.resolution} ×{p.batch}" for p in measured]
+    ax.barh(labels, [p.frames_per_s for p in measured], color="tab:blue")
+    ax.set_xscale("log")
+    ax.set_xlabel("frames/s (model only)")
+    ax.invert_yaxis()
+    if e2e is not None:
+        ax2 = axes[0][1]
+        names = [*e2e.stages_fps, "end to end", "naive loop"]
+        values = [*e2e.stages_fps.values(), e2e.end_to_end_fps, e2e.naive_fps]
+        ax2.barh(names, values, color=["tab:gray"] * len(e2e.stages_fps) + ["tab:green", "tab:red"])
+        ax2.set_xlabel("frames/s")
+        ax2.set_title(f"{e2e.model} {e2e.path}: efficiency {e2e.efficiency}")
+        ax2.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

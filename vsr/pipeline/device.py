@@ -1,0 +1,70 @@
+"""The device path of a job: planar YUV uploaded as decoded, converted, run and converted back on the GPU.
+
+decode thread ─► model thread: DeviceStager (pinned double buffers, upload/compute/download streams)
+                  └─ on the device: Y'CbCr → RGB float → model chain (tiled if asked) → Y'CbCr codes
+                ─► encode thread: planes straight into the encoder's frames
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from vsr.pipeline.staging import DeviceFn
+from vsr.pipeline.tiling import plan_for_memory, run_tiled
+from vsr.pipeline.yuv import YuvSpec, rgb_to_yuv420, yuv420_to_rgb
+
+
+class FloatModel(Protocol):
+    """A backend that also takes float RGB on the device (TorchBackend, TensorRTBackend)."""
+
+    scale: int
+
+    def run_float(self, x: Tensor) -> Tensor:
+        """(N, 3, H, W) float 0..1 on the device → (N, 3, H·s, W·s) float, queued on the current stream."""
+        ...
+
+
+@dataclass(frozen=True)
+class DevicePath:
+    """Where and how the device path runs."""
+
+    device: torch.device
+    tile: int | None = None  # tile side in input pixels; None runs whole frames
+    overlap: int = 16  # input pixels around each tile; must cover the model's receptive radius
+    slots: int = 2  # pinned buffer sets that alternate (2 = double buffering)
+    auto: bool = False  # choose batch and tile from free device memory once the frame size is known
+    features: int = 64  # widest activation of the chain, for the memory estimate
+    pre_upsampling: bool = False  # whether some model of the chain works at the output size
+
+    def planned(self, height: int, width: int, scale: int) -> tuple[DevicePath, int | None]:
+        """With `auto` on CUDA: this path with the tile fitting free memory, and a batch size; else as is."""
+        if not self.auto or self.device.type != "cuda":
+            return self, None
+        free, _total = torch.cuda.mem_get_info(self.device)
+        plan = plan_for_memory(
+            free, height, width, scale=scale, features=self.features, pre_upsampling=self.pre_upsampling
+        )
+        return replace(self, tile=plan.tile), plan.batch
+
+
+def yuv_chain(
+    models: Sequence[FloatModel], height: int, source: YuvSpec, target: YuvSpec, path: DevicePath
+) -> DeviceFn:
+    """The per-batch device function: packed 4:2:0 planes in, packed 4:2:0 planes of the output size out."""
+
+    @torch.inference_mode()
+    def run(planes: Tensor) -> Tensor:
+        rgb = yuv420_to_rgb(planes, height, source).clamp_(0.0, 1.0)
+        for model in models:
+            if path.tile is None:
+                rgb = model.run_float(rgb)
+            else:
+                rgb = run_tiled(model.run_float, rgb, scale=model.scale, tile=path.tile, overlap=path.overlap)
+        return rgb_to_yuv420(rgb, target)
+
+    return run

@@ -1,0 +1,95 @@
+"""Tiles with overlap for frames too large for the device, and the batch/tile choice from free memory.
+
+A tile is run with `overlap` extra input pixels on every inner side; only its core is kept, so as long as
+the overlap covers the model's receptive radius the stitched output equals the untiled one exactly (no
+seams, no blending needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Input box to run (with overlap) and the core of it to keep, in input pixels."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int  # the box run through the model
+    core_y0: int
+    core_y1: int
+    core_x0: int
+    core_x1: int  # the part kept, within the frame
+
+
+def tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
+    """Cover (height, width) with cores of at most tile×tile, each grown by `overlap` within the frame."""
+    if tile < 1 or overlap < 0:
+        raise ValueError("tile must be positive and overlap non-negative")
+    out = []
+    for cy0 in range(0, height, tile):
+        cy1 = min(cy0 + tile, height)
+        for cx0 in range(0, width, tile):
+            cx1 = min(cx0 + tile, width)
+            y0, y1 = max(0, cy0 - overlap), min(height, cy1 + overlap)
+            x0, x1 = max(0, cx0 - overlap), min(width, cx1 + overlap)
+            out.append(Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1))
+    return out
+
+
+def run_tiled(fn: Callable[[Tensor], Tensor], x: Tensor, *, scale: int, tile: int, overlap: int) -> Tensor:
+    """fn over (N, C, H, W) in tiles, stitched into (N, C, H·scale, W·scale)."""
+    n, _, h, w = x.shape
+    if tile >= h and tile >= w:
+        return fn(x)
+    out: Tensor | None = None
+    for t in tiles(h, w, tile, overlap):
+        y = fn(x[:, :, t.y0 : t.y1, t.x0 : t.x1])
+        if out is None:
+            out = y.new_empty((n, y.shape[1], h * scale, w * scale))
+        oy, ox = (t.core_y0 - t.y0) * scale, (t.core_x0 - t.x0) * scale
+        hh, ww = (t.core_y1 - t.core_y0) * scale, (t.core_x1 - t.core_x0) * scale
+        out[:, :, t.core_y0 * scale : t.core_y1 * scale, t.core_x0 * scale : t.core_x1 * scale] = y[
+            :, :, oy : oy + hh, ox : ox + ww
+        ]
+    assert out is not None
+    return out
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """How many frames per batch, and the tile side (None: whole frames)."""
+
+    batch: int
+    tile: int | None
+
+
+def plan_for_memory(
+    free_bytes: int,
+    height: int,
+    width: int,
+    *,
+    scale: int,
+    features: int,
+    pre_upsampling: bool = False,
+    max_batch: int = 8,
+) -> DevicePlan:
+    """Batch and tile that keep the working set within half the free device memory.
+
+    The estimate per frame: input and output RGB in float32 twice over (conversion copies), plus two live
+    activations of `features` channels in float16 (the most a plain conv stack keeps at once), at the
+    output size for pre-upsampling models and at the input size for post-upsampling ones.
+    """
+    budget = free_bytes // 2
+    in_px, out_px = height * width, height * width * scale * scale
+    per_frame = (in_px + out_px) * 3 * 4 * 2 + (out_px if pre_upsampling else in_px) * 2 * features * 2
+    if per_frame <= budget:
+        return DevicePlan(batch=max(1, min(max_batch, budget // per_frame)), tile=None)
+    # Even one frame is too large: tiles of a side whose working set fits, rounded down to a multiple of 64.
+    side = int((height * width * budget / per_frame) ** 0.5)
+    return DevicePlan(batch=1, tile=max(64, side // 64 * 64))
