@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -122,3 +123,47 @@ def test_fp16_on_cpu_is_refused() -> None:
     model = shipped_models()["compact-x2"]
     with pytest.raises(BackendUnavailableError, match="fp16"):
         TorchBackend(model.spec, model.weights, precision="fp16")
+
+
+def test_torch_compile_matches_onnxruntime_across_sizes() -> None:
+    # dynamic=True: the second size must not need (or break) a recompile for a new resolution.
+    pytest.importorskip("torch")
+    from vsr.backends.torch_backend import TorchBackend
+
+    model = shipped_models()["espcn-x2"]
+    with TorchBackend(model.spec, model.weights, compile=True) as compiled, OrtBackend(model.onnx) as ref:
+        assert "compiled" in compiled.name
+        for shape in ((1, 20, 28, 3), (2, 33, 17, 3)):
+            batch = np.random.default_rng(5).integers(0, 256, shape, dtype=np.uint8)
+            assert np.abs(compiled.run(batch).astype(np.int16) - ref.run(batch)).max() <= 1
+
+
+def test_cuda_graphs_and_compile_are_refused_where_they_cannot_run() -> None:
+    pytest.importorskip("torch")
+    from vsr.backends.select import Choice, open_backend
+    from vsr.backends.torch_backend import TorchBackend, cuda_available
+    from vsr.errors import BackendUnavailableError
+
+    model = shipped_models()["espcn-x2"]
+    with pytest.raises(BackendUnavailableError, match="torch backend"):
+        open_backend(Choice("onnxruntime", "cpu", "asked for"), model, compile=True)
+    if not cuda_available():
+        with pytest.raises(BackendUnavailableError, match="CUDA graphs need a CUDA device"):
+            TorchBackend(model.spec, model.weights, cuda_graphs=True)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None or not __import__("torch").cuda.is_available(),
+    reason="needs CUDA",
+)
+def test_cuda_graph_replays_match_eager_on_new_data() -> None:
+    from vsr.backends.torch_backend import TorchBackend
+
+    model = shipped_models()["compact-x2"]
+    with (
+        TorchBackend(model.spec, model.weights, device="cuda", cuda_graphs=True) as graphed,
+        TorchBackend(model.spec, model.weights, device="cuda") as eager,
+    ):
+        for seed in (1, 2, 3):  # the second and third calls replay the graph captured by the first
+            batch = np.random.default_rng(seed).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+            assert np.abs(graphed.run(batch).astype(np.int16) - eager.run(batch)).max() <= 1

@@ -58,9 +58,16 @@ def open_backend(
     *,
     threads: int = 0,
     precision: Precision = "fp32",
+    compile: bool = False,
+    cuda_graphs: bool = False,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> Backend:
-    """Load a shipped model on the chosen backend (TensorRT builds and caches its plan on first use)."""
+    """Load a shipped model on the chosen backend (TensorRT builds and caches its plan on first use).
+
+    compile and cuda_graphs apply to the torch backend only (torch.compile; CUDA graphs per input shape).
+    """
+    if (compile or cuda_graphs) and choice.name != "torch":
+        raise BackendUnavailableError("--torch-compile and --cuda-graphs need the torch backend")
     if choice.name == "onnxruntime":
         from vsr.backends.ort_backend import OrtBackend
 
@@ -71,4 +78,13 @@ def open_backend(
         return open_tensorrt(model, precision, log=log)
     from vsr.backends.torch_backend import TorchBackend
 
-    return TorchBackend(model.spec, model.weights, device=choice.device, precision=precision, threads=threads)
+    return TorchBackend(
+        model.spec,
+        model.weights,
+        device=choice.device,
+        precision=precision,
+        threads=threads,
+        channels_last=choice.device == "cuda",  # NHWC is what tensor-core convolutions want
+        compile=compile,
+        cuda_graphs=cuda_graphs,
+    )

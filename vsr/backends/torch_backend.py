@@ -35,6 +35,8 @@ class TorchBackend:
         precision: Precision = "fp32",
         channels_last: bool = False,
         threads: int = 0,
+        compile: bool = False,
+        cuda_graphs: bool = False,
     ) -> None:
         try:
             import torch
@@ -54,32 +56,69 @@ class TorchBackend:
         net = load_model(spec, weights).to(self.device, dtype)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
+        if cuda_graphs and self.device.type != "cuda":
+            raise BackendUnavailableError("CUDA graphs need a CUDA device")
+        if compile:
+            # dynamic=True: one compiled graph for every frame size instead of a recompile per resolution.
+            net = torch.compile(net, dynamic=True)
         self.scale = spec.scale
         self._dtype, self._channels_last = dtype, channels_last
         self._net = Uint8Io(net, dtype).eval()
+        self._graphs: dict[tuple, tuple[Any, Any, Any]] = {} if cuda_graphs else None  # type: ignore[assignment]
         where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
-        self.name = f"torch {torch.__version__} ({where}, {precision})"
+        extras = "".join(f", {x}" for x, on in (("compiled", compile), ("CUDA graphs", cuda_graphs)) if on)
+        self.name = f"torch {torch.__version__} ({where}, {precision}{extras})"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB → (N, H·s, W·s, 3) uint8 RGB."""
-        torch = self._torch
-        with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device)
-            return self._net(x).cpu().numpy()
+        x = self._torch.from_numpy(batch).to(self.device)
+        return self.run_device(x).cpu().numpy()
 
     def run_device(self, x: Any) -> Any:
-        """(N, H, W, 3) uint8 tensor already on the device → uint8 output on the device (no copies)."""
-        with self._torch.inference_mode():
-            return self._net(x)
+        """(N, H, W, 3) uint8 tensor already on the device → uint8 output on the device (no copies).
+
+        With CUDA graphs the result lives in the graph's static buffer: the next call of the same shape
+        overwrites it, so use it (or copy it) before calling again.
+        """
+        return self._call("uint8", self._net, x)
 
     def run_float(self, x: Any) -> Any:
         """(N, 3, H, W) float 0..1 device tensor → the model's float32 output (the GPU YUV path)."""
+        return self._call("float", self._float, x)
+
+    def _float(self, x: Any) -> Any:
+        x = x.to(self._dtype)
+        if self._channels_last:
+            x = x.contiguous(memory_format=self._torch.channels_last)
+        return self._net.net(x).float()
+
+    def _call(self, kind: str, fn: Any, x: Any) -> Any:
         torch = self._torch
         with torch.inference_mode():
-            x = x.to(self._dtype)
-            if self._channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return self._net.net(x).float()
+            if self._graphs is None:
+                return fn(x)
+            key = (kind, tuple(x.shape), x.dtype)
+            if key not in self._graphs:
+                self._graphs[key] = self._capture(fn, x)
+            graph, static_in, static_out = self._graphs[key]
+            static_in.copy_(x)
+            graph.replay()  # one launch for the whole network: no per-kernel CPU overhead
+            return static_out
+
+    def _capture(self, fn: Any, x: Any) -> tuple[Any, Any, Any]:
+        """Record fn for this input shape as a CUDA graph (after a warm-up on a side stream, as required)."""
+        torch = self._torch
+        static_in = x.clone()
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):  # cuDNN picks its algorithms and the allocator warms up outside the capture
+                fn(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = fn(static_in)
+        return graph, static_in, static_out
 
     def close(self) -> None:
         """Free the model (and the CUDA cache it used)."""

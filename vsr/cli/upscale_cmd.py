@@ -87,6 +87,12 @@ def upscale_command(
     precision: Annotated[
         str | None, typer.Option(help="fp32, fp16 (CUDA) or bf16; default fp16 on CUDA, fp32 on the CPU.")
     ] = None,
+    torch_compile: Annotated[
+        bool, typer.Option(help="torch backend: torch.compile the model first.")
+    ] = False,
+    cuda_graphs: Annotated[
+        bool, typer.Option(help="torch backend on CUDA: replay CUDA graphs per shape.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
