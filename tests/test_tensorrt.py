@@ -130,7 +130,7 @@ def test_export_does_not_change_the_model_it_is_given() -> None:
 
     model = shipped_models()["espcn-x2"]
     net = load_model(model.spec, model.weights)
-    export_onnx(net, io.BytesIO(), dtype=torch.float16)
+    export_onnx(net, io.BytesIO(), scale=2, dtype=torch.float16)
     assert all(p.dtype == torch.float32 for p in net.parameters())
 
 

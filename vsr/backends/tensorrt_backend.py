@@ -65,7 +65,10 @@ def onnx_for(model: ShippedModel, precision: TrtPrecision) -> bytes:
 
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     buffer = io.BytesIO()
-    export_onnx(load_model(model.spec, model.weights), buffer, dtype=dtype)
+    spec = model.spec
+    export_onnx(
+        load_model(spec, model.weights), buffer, scale=spec.scale, margin=spec.edge_margin, dtype=dtype
+    )
     return buffer.getvalue()
 
 

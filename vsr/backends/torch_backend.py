@@ -63,7 +63,7 @@ class TorchBackend:
             net = torch.compile(net, dynamic=True)
         self.scale = spec.scale
         self._dtype, self._channels_last = dtype, channels_last
-        self._net = Uint8Io(net, dtype).eval()
+        self._net = Uint8Io(net, dtype, scale=spec.scale, margin=spec.edge_margin).eval()
         self._graphs: dict[tuple, tuple[Any, Any, Any]] = {} if cuda_graphs else None  # type: ignore[assignment]
         where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
         extras = "".join(f", {x}" for x, on in (("compiled", compile), ("CUDA graphs", cuda_graphs)) if on)
@@ -87,10 +87,9 @@ class TorchBackend:
         return self._call("float", self._float, x)
 
     def _float(self, x: Any) -> Any:
-        x = x.to(self._dtype)
         if self._channels_last:
             x = x.contiguous(memory_format=self._torch.channels_last)
-        return self._net.net(x).float()
+        return self._net.float_forward(x)
 
     def _call(self, kind: str, fn: Any, x: Any) -> Any:
         torch = self._torch

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -27,16 +28,31 @@ OUTPUT_NAME = "output"
 
 
 class Uint8Io(nn.Module):
-    """Wraps a float NCHW 0..1 network with uint8 NHWC input and output, computing in `dtype`."""
+    """Wraps a float NCHW 0..1 network with uint8 NHWC input and output, computing in `dtype`.
 
-    def __init__(self, net: nn.Module, dtype: torch.dtype = torch.float32) -> None:
+    `margin` input pixels are replicated around the frame and cropped from the output: convolutions pad
+    with zeros, and some models then darken or brighten the outermost pixels of every frame (the PSNR
+    protocol shaves the border and never sees it; a viewer does). ModelSpec.edge_margin sets it.
+    """
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype = torch.float32, *, scale: int, margin: int = 0):
         super().__init__()
         self.net = net
         self.dtype = dtype
+        self.scale = scale
+        self.margin = margin
+
+    def float_forward(self, x: Tensor) -> Tensor:
+        """(N, 3, H, W) float 0..1 → the network's output with the edge margin applied, float32."""
+        m, s = self.margin, self.scale
+        if m == 0:
+            return self.net(x.to(self.dtype)).float()
+        y = self.net(F.pad(x.to(self.dtype), (m, m, m, m), mode="replicate"))
+        return y[:, :, m * s : y.shape[2] - m * s, m * s : y.shape[3] - m * s].float()
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.net(x.permute(0, 3, 1, 2).to(self.dtype) * (1.0 / 255.0))
-        return (y.float() * 255.0).round().clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+        y = self.float_forward(x.permute(0, 3, 1, 2).to(self.dtype) * (1.0 / 255.0))
+        return (y * 255.0).round().clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def load_model(spec: ModelSpec, weights: Path) -> nn.Module:
@@ -50,6 +66,8 @@ def export_onnx(
     model: nn.Module,
     out: Path | BinaryIO,
     *,
+    scale: int,
+    margin: int = 0,
     sample_size: tuple[int, int] = (64, 64),
     dtype: torch.dtype = torch.float32,
 ) -> Path | BinaryIO:
@@ -59,7 +77,7 @@ def export_onnx(
     the strongly typed graph TensorRT 10.12+ and 11 build reduced-precision engines from.
     """
     net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)  # .to() works in place
-    wrapped = Uint8Io(net, dtype).eval()
+    wrapped = Uint8Io(net, dtype, scale=scale, margin=margin).eval()
     dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=torch.uint8)
     with torch.no_grad():
         torch.onnx.export(

@@ -27,6 +27,11 @@ class ModelSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     min_size: int = 1  # smallest input side the model accepts
     multiple_of: int = 1  # input sides must be multiples of this (padding happens in one place)
+    # Input pixels replicated around each frame and cropped from the output, for models whose zero-padded
+    # convolutions get the outermost pixels wrong (see vsr.models.export.Uint8Io). Set from measurement:
+    # on a flat frame FSRCNN was 64 levels off at the edge and SRCNN 33; ESPCN and the compact nets were
+    # within 3 and lose PSNR near the border with a margin, so they keep 0.
+    edge_margin: int = 0
 
     def build(self) -> Any:
         """Instantiate the torch module (imports torch)."""
@@ -39,10 +44,10 @@ class ModelSpec:
 _SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("espcn-x2", "espcn:ESPCN", "sr", "post-upsampling", 2, {"skip": True}),
     ModelSpec("espcn-x3", "espcn:ESPCN", "sr", "post-upsampling", 3),
-    ModelSpec("fsrcnn-x2", "fsrcnn:FSRCNN", "sr", "post-upsampling", 2),
+    ModelSpec("fsrcnn-x2", "fsrcnn:FSRCNN", "sr", "post-upsampling", 2, edge_margin=8),
     ModelSpec("compact-x2", "compact:Compact", "sr", "post-upsampling", 2, {"features": 48, "num_conv": 10}),
     ModelSpec("compact-x4", "compact:Compact", "sr", "post-upsampling", 4, {"features": 48, "num_conv": 10}),
-    ModelSpec("srcnn-x2", "srcnn:SRCNN", "sr", "pre-upsampling", 2),
+    ModelSpec("srcnn-x2", "srcnn:SRCNN", "sr", "pre-upsampling", 2, edge_margin=8),
     ModelSpec("vdsr-x2", "vdsr:VDSR", "sr", "pre-upsampling", 2),
     ModelSpec("dncnn-color", "dncnn:DnCNN", "denoise", "denoise", 1, {"features": 32, "depth": 12}),
 )

@@ -113,7 +113,7 @@ def ship(
     onnx_path = root / f"{name}.onnx"
     shutil.copyfile(run_dir / "model.safetensors", weights)
     model = load_model(spec, weights)
-    export_onnx(model, onnx_path)
+    export_onnx(model, onnx_path, scale=spec.scale, margin=spec.edge_margin)
     config = json.loads((run_dir / "config.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
     entry: dict[str, Any] = {
