@@ -131,6 +131,9 @@ def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A shell without job control starts background commands with SIGINT ignored, and Python then never
+        # raises KeyboardInterrupt: give the child the default disposition a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not any(out_dir.iterdir()):  # the temporary output appears once encoding has started

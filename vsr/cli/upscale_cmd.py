@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vsr.cli import app
 from vsr.errors import UsageError
-from vsr.pipeline import JobResult, UpscaleJob, UpscaleRequest
+from vsr.pipeline import JobResult, UpscaleJob, UpscaleRequest, queue
 from vsr.pipeline import Progress as JobProgress
 
 if TYPE_CHECKING:
@@ -44,9 +44,11 @@ def _choose_model(model: str | None, scale: int | None) -> str:
 @app.command("upscale")
 def upscale_command(
     input: Annotated[
-        Path, typer.Argument(help="Video file to upscale (never modified).", show_default=False)
+        Path, typer.Argument(help="Video file, or a folder of them (never modified).", show_default=False)
     ],
-    output: Annotated[Path, typer.Argument(help="Where to write the result.", show_default=False)],
+    output: Annotated[
+        Path, typer.Argument(help="Output file, or the output folder of a queue.", show_default=False)
+    ],
     model: Annotated[
         str | None, typer.Option(help="Shipped model (see `vsr models`); default: by --scale.")
     ] = None,
@@ -95,8 +97,14 @@ def upscale_command(
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the result as JSON here (a queue writes one per file).")
+    ] = None,
+    ext: Annotated[
+        str, typer.Option(help="Queue: container of the outputs (mkv keeps every stream).")
+    ] = ".mkv",
 ) -> None:
-    """Upscale a video; audio, subtitles, timestamps and colour tags are kept."""
+    """Upscale a video, or every video in a folder into OUTPUT as a queue; all other streams are kept."""
     from vsr.backends.select import choose, open_backend
     from vsr.media.profiles import encode_options
     from vsr.models.artefacts import shipped_model
@@ -106,18 +114,23 @@ def upscale_command(
     chain = [shipped_model(n) for n in ([denoise] if denoise else []) + [_choose_model(model, scale)]]
     if denoise and chain[0].spec.task != "denoise":
         raise UsageError(f"--denoise takes a denoiser; {denoise} is a {chain[0].spec.task} model")
-    request = UpscaleRequest(
-        input=input,
-        output=output,
-        scale=math.prod(m.spec.scale for m in chain),
-        batch=batch or 2,
-        encode=encode_options(
-            profile, suffix=output.suffix, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt
-        ),
-        overwrite=overwrite,
-        deinterlace=deinterlace,  # type: ignore[arg-type]
-        field_rate=field_rate,
-    )
+    jobs = queue.plan(input, output, ext) if input.is_dir() else [(input, output)]
+
+    def request_for(src: Path, dst: Path) -> UpscaleRequest:
+        return UpscaleRequest(
+            input=src,
+            output=dst,
+            scale=math.prod(m.spec.scale for m in chain),
+            batch=batch or 2,
+            encode=encode_options(
+                profile, suffix=dst.suffix, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt
+            ),
+            overwrite=overwrite,
+            deinterlace=deinterlace,  # type: ignore[arg-type]
+            field_rate=field_rate,
+        )
+
+    requests = [request_for(src, dst) for src, dst in jobs]  # options are checked before any model loads
     choice = choose(backend)
     precision = precision or ("fp16" if choice.device == "cuda" else "fp32")
     if precision not in ("fp32", "fp16", "bf16"):
@@ -131,20 +144,28 @@ def upscale_command(
                     choice,
                     m,
                     threads=threads,
-                    precision=precision,
+                    precision=precision,  # type: ignore[arg-type]
+                    compile=torch_compile,
+                    cuda_graphs=cuda_graphs,
                     log=lambda msg: print(msg, file=sys.stderr),
                 )
             )
             for m in chain
         ]
-        job = UpscaleJob(request, backends, device_path=device_path)
-        result = _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
+
+        def run_one(request: UpscaleRequest) -> JobResult:
+            job = UpscaleJob(request, backends, device_path=device_path)
+            return _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
+
+        if input.is_dir():
+            code = queue.run_queue(input, output, requests, run_one, names=names, reason=choice.reason)
+            raise typer.Exit(code)
+        result = run_one(requests[0])
+    record = {"model": names, "backend_reason": choice.reason, **dataclasses.asdict(result)}
+    if report is not None:
+        report.write_text(json.dumps(record, indent=2) + "\n")
     if as_json:
-        print(
-            json.dumps(
-                {"model": names, "backend_reason": choice.reason, **dataclasses.asdict(result)}, indent=2
-            )
-        )
+        print(json.dumps(record, indent=2))
     else:
         _print_summary(names, result)
         print(f"backend: {result.backend} ({choice.reason})")
