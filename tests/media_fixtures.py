@@ -73,12 +73,18 @@ def make_clip(
     subtitles: bool = False,
     attachment: bool = False,
     chapters: int = 0,
+    keyint: int | None = None,
 ) -> Clip:
-    """Encode a small H.264 clip (with B-frames) plus the requested audio, subtitle and attachment streams."""
+    """Encode a small H.264 clip (with B-frames) plus the requested audio, subtitle and attachment streams.
+
+    keyint: the longest GOP (x264's keyint); None keeps x264's default of 250, one keyframe per clip here.
+    """
     pts = _vfr_pts(frames) if vfr else tuple(round(i * 1000 / rate) for i in range(frames))
     matrix, primaries, trc, colorspace = COLOURS[colours]
     colour_range = 2 if full_range else 1
     x264 = "tff=1" if interlaced else "bframes=2"
+    if keyint is not None:
+        x264 += f":keyint={keyint}:min-keyint={keyint}:scenecut=0"
     srt = _write_srt(path, int(pts[-1] * MS * 1000)) if subtitles else None
     # Every stream is added before the first mux: PyAV aborts the process on streams added after the header.
     with contextlib.ExitStack() as stack:

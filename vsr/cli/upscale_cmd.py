@@ -18,6 +18,7 @@ from vsr.cli import app
 from vsr.errors import UsageError
 from vsr.pipeline import JobResult, UpscaleJob, UpscaleRequest, queue
 from vsr.pipeline import Progress as JobProgress
+from vsr.pipeline.resume import ResumableJob
 
 if TYPE_CHECKING:
     from vsr.models.artefacts import ShippedModel
@@ -100,6 +101,15 @@ def upscale_command(
     report: Annotated[
         Path | None, typer.Option(help="Also write the result as JSON here (a queue writes one per file).")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Work in keyframe segments recorded beside OUTPUT; the same command continues a crash."
+        ),
+    ] = False,
+    segment_seconds: Annotated[
+        float, typer.Option(min=0.1, help="With --resume: segment length (cut at the next keyframe).")
+    ] = 30.0,
     ext: Annotated[
         str, typer.Option(help="Queue: container of the outputs (mkv keeps every stream).")
     ] = ".mkv",
@@ -154,7 +164,15 @@ def upscale_command(
         ]
 
         def run_one(request: UpscaleRequest) -> JobResult:
-            job = UpscaleJob(request, backends, device_path=device_path)
+            job: UpscaleJob | ResumableJob = UpscaleJob(request, backends, device_path=device_path)
+            if resume:
+                job = ResumableJob(
+                    request,
+                    backends,
+                    segment_seconds=segment_seconds,
+                    job_factory=lambda r: UpscaleJob(r, backends, device_path=device_path),
+                    log=lambda msg: print(msg, file=sys.stderr),
+                )
             return _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
 
         if input.is_dir():
@@ -194,7 +212,7 @@ def _device_path(chain: list[ShippedModel], batch: int | None, tile: int | None)
     )
 
 
-def _run_with_progress(job: UpscaleJob, *, show: bool) -> JobResult:
+def _run_with_progress(job: UpscaleJob | ResumableJob, *, show: bool) -> JobResult:
     if not show:
         return job.run()
     columns = (

@@ -99,8 +99,15 @@ class VideoReader:
         deinterlace: DeinterlaceMode = "auto",
         field_rate: bool = False,
         layout: Literal["rgb24", "yuv"] = "rgb24",
+        start: int | None = None,
+        end: int | None = None,
+        passthrough: bool = True,
     ) -> None:
         self.path = path
+        # A segment of the video: frames with start <= pts < end (in `format.time_base`), decoded from the
+        # keyframe at or before `start`; other streams are then not read (a segmented job copies them once).
+        self._start, self._end = start, end
+        self._want_packets = passthrough
         self.stats = ReaderStats()
         self._container: InputContainer = open_input(path)
         try:
@@ -163,7 +170,22 @@ class VideoReader:
     def __iter__(self) -> Iterator[Frame | av.Packet]:
         """Demux once, in file order: video packets come out as Frames, passthrough packets as they are."""
         video = self._stream.index
-        keep = {s.index for s in self.passthrough}
+        keep = {s.index for s in self.passthrough} if self._want_packets else set()
+        if self._start is not None:
+            # Seek in the stream's own time base to the keyframe at or before the segment's start.
+            ticks = self._start * self.format.time_base / self._stream.time_base
+            self._container.seek(int(ticks), stream=self._stream, backward=True, any_frame=False)
+        for item in self._demuxed(video, keep):
+            if isinstance(item, Frame):
+                if self._start is not None and item.pts < self._start:
+                    continue  # decoded only to reach the segment (or an open-GOP leftover of the last one)
+                if self._end is not None and item.pts >= self._end:
+                    break  # frames come out in pts order: everything before `end` has been seen
+            yield item
+        if self.stats.frames == 0 and self._start is None:
+            raise BadInputError(f"{self.path}: no decodable video frames")
+
+    def _demuxed(self, video: int, keep: set[int]) -> Iterator[Frame | av.Packet]:
         for packet in self._packets():
             index = packet.stream.index
             if index == video and packet.size:
@@ -171,8 +193,6 @@ class VideoReader:
             elif index in keep and packet.size and packet.dts is not None:
                 yield packet
         yield from self._decode(None)
-        if self.stats.frames == 0:
-            raise BadInputError(f"{self.path}: no decodable video frames")
 
     def _packets(self) -> Iterator[av.Packet]:
         try:

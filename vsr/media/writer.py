@@ -73,7 +73,11 @@ class VideoWriter:
         width: int,
         height: int,
         options: EncodeOptions | None = None,
+        passthrough: bool = True,
+        video_from: VideoStream | None = None,
     ) -> None:
+        """passthrough=False writes the video alone (a segment); video_from copies an already encoded video
+        stream (assembling segments: packets go in through write_encoded, no encoder runs)."""
         options = options or EncodeOptions()
         if target.resolve() == source.path.resolve():
             raise UsageError(f"{target}: the output would overwrite the input")
@@ -97,10 +101,15 @@ class VideoWriter:
         except (ValueError, av.error.FFmpegError) as exc:
             self._tmp.unlink(missing_ok=True)
             raise UsageError(f"{target}: cannot write this kind of file ({exc})") from exc
+        self._last_dts: int | None = None
         try:
-            self._video = self._add_video(width, height, options)
-            self._copies = self._add_passthrough(source)
-            self._copy_container_info(source)
+            if video_from is None:
+                self._video = self._add_video(width, height, options)
+            else:
+                self._video = self._copy_video(video_from)
+            self._copies = self._add_passthrough(source) if passthrough else {}
+            if passthrough:
+                self._copy_container_info(source)
         except BaseException:
             self._abort()
             raise
@@ -113,6 +122,21 @@ class VideoWriter:
     ) -> None:
         if not self._committed:
             self._abort()
+
+    def write_encoded(self, packet: av.Packet) -> None:
+        """Mux one packet of the copied video stream (see video_from), with its pts and dts as they are."""
+        if packet.dts is not None and self._last_dts is not None and packet.dts <= self._last_dts:
+            # Segments encoded apart can meet with equal dts under VFR; decode order is unchanged, and the
+            # muxer only needs dts to rise and to stay at or below pts.
+            packet.dts = self._last_dts + 1
+            if packet.pts is not None and packet.dts > packet.pts:
+                raise UsageError(
+                    f"{self.target}: segments cannot be joined (dts {packet.dts} > pts {packet.pts})"
+                )
+        self._last_dts = packet.dts
+        packet.stream = self._video
+        self._container.mux(packet)
+        self.frames_written += 1
 
     def write_packet(self, packet: av.Packet) -> None:
         """Stream-copy one passthrough packet, untouched; packets of dropped streams are ignored."""
@@ -179,6 +203,13 @@ class VideoWriter:
             with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
                 self._container.close()
         self._tmp.unlink(missing_ok=True)
+
+    def _copy_video(self, template: VideoStream) -> VideoStream:
+        stream = self._container.add_stream_from_template(template)
+        stream.time_base = template.time_base
+        if self._fmt.rotation:  # stream side data does not travel with the template
+            stream.set_display_rotation(self._fmt.rotation)
+        return stream  # type: ignore[return-value]
 
     def _add_video(self, width: int, height: int, options: EncodeOptions) -> VideoStream:
         fmt = self._fmt

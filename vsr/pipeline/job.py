@@ -50,6 +50,10 @@ class UpscaleRequest:
     field_rate: bool = False  # with deinterlacing: one output frame per field
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     overwrite: bool = False
+    # One segment of a resumable job: frames with start_pts <= pts < end_pts, video only.
+    start_pts: int | None = None
+    end_pts: int | None = None
+    video_only: bool = False
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.queue_depth < 1:
@@ -137,6 +141,7 @@ class UpscaleJob:
         check_paths(req)
         reader_options: dict[str, Any] = {"deinterlace": req.deinterlace, "field_rate": req.field_rate}
         reader_options["layout"] = "yuv" if self.device_path is not None else "rgb24"
+        reader_options.update(start=req.start_pts, end=req.end_pts, passthrough=not req.video_only)
         with VideoReader(req.input, threads=req.decode_threads, **reader_options) as reader:
             fmt = reader.format
             out_w, out_h = fmt.width * req.scale, fmt.height * req.scale
@@ -144,7 +149,12 @@ class UpscaleJob:
             per_frame = 2 if reader.deinterlaced and req.field_rate else 1  # bwdif: one frame per field
             self.progress.total_frames = stream.frames * per_frame or None
             with VideoWriter(
-                req.output, source=reader, width=out_w, height=out_h, options=req.encode
+                req.output,
+                source=reader,
+                width=out_w,
+                height=out_h,
+                options=req.encode,
+                passthrough=not req.video_only,
             ) as writer:
                 if reader.layout != "rgb24":
                     assert self.device_path is not None

@@ -1,0 +1,284 @@
+"""Resumable jobs: the video cut at keyframes into segments, each encoded to its own file and recorded in a
+manifest beside the output; the result assembled by stream copy.
+
+    OUT.parent/.OUT.name.vsr-parts/manifest.json     input identity, settings, boundaries, finished segments
+                                   seg-00000.nut ...  the encoded video of each finished segment
+
+A crash (Ctrl-C, SIGTERM, SIGKILL, power loss) loses at most the segment in flight: segments are written to
+a temporary file and renamed, then recorded; the manifest is replaced atomically. Running the same command
+again checks that input and settings are unchanged, skips the recorded segments and continues. Segments
+are NUT files because NUT keeps any time base and each packet's pts and dts exactly; the final file gets
+those packets by stream copy, with the audio, subtitles and metadata copied from the input, so it holds
+the same frames with the same timestamps whether or not the job was interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import heapq
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from vsr.backends import Backend
+from vsr.errors import BadInputError
+from vsr.media import VideoReader, VideoWriter
+from vsr.pipeline.job import JobResult, Progress, UpscaleJob, UpscaleRequest, check_paths
+
+MANIFEST_VERSION = 1
+DEFAULT_SEGMENT_SECONDS = 30.0
+
+
+def parts_dir(output: Path) -> Path:
+    """The hidden folder beside `output` that holds a resumable job's manifest and segments."""
+    return output.with_name(f".{output.name}.vsr-parts")
+
+
+def _input_identity(path: Path) -> dict[str, Any]:
+    # Size, mtime and a hash of the first and last MiB: cheap, and any re-encode or edit changes them.
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, stat.st_size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256_ends": digest.hexdigest()}
+
+
+def _settings(request: UpscaleRequest, models: Sequence[Backend], segment_seconds: float) -> dict[str, Any]:
+    # Everything that changes the encoded video; a different value means the segments cannot be reused.
+    return {
+        "scale": request.scale,
+        "models": [m.name for m in models],
+        "encode": dataclasses.asdict(request.encode),
+        "deinterlace": request.deinterlace,
+        "field_rate": request.field_rate,
+        "segment_seconds": segment_seconds,
+    }
+
+
+def segment_starts(path: Path, seconds: float, reader_tb: Fraction) -> list[int]:
+    """Keyframe pts (in the reader's time base) where segments start, at least `seconds` apart.
+
+    The first segment starts at the first keyframe; only packets are read (no decoding), so this is fast.
+    """
+    starts: list[int] = []
+    with VideoReader(path) as probe:
+        index, tb = probe.video_stream.index, probe.video_stream.time_base
+    with av.open(str(path)) as container:
+        for packet in container.demux(container.streams[index]):
+            if not packet.is_keyframe or packet.pts is None:
+                continue
+            pts = int(packet.pts * tb / reader_tb)
+            if not starts or (pts - starts[-1]) * reader_tb >= seconds:
+                starts.append(pts)
+    if not starts:
+        raise BadInputError(f"{path}: no keyframe with a timestamp to start from")
+    return sorted(set(starts))
+
+
+class ResumableJob:
+    """An UpscaleJob cut into segments; `run` continues whatever an earlier run of the same job left."""
+
+    def __init__(
+        self,
+        request: UpscaleRequest,
+        models: Sequence[Backend],
+        *,
+        segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+        job_factory: Callable[[UpscaleRequest], UpscaleJob] | None = None,
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> None:
+        self.request = request
+        self.models = list(models)
+        self.segment_seconds = segment_seconds
+        self.progress = Progress()
+        self._make_job = job_factory or (lambda r: UpscaleJob(r, self.models))
+        self.parts = parts_dir(request.output)
+        self.resumed_segments = 0
+        self._log = log
+
+    def run(self, on_progress: Callable[[Progress], None] | None = None) -> JobResult:
+        req = self.request
+        check_paths(req)
+        with VideoReader(req.input, deinterlace=req.deinterlace, field_rate=req.field_rate) as reader:
+            reader_tb = reader.format.time_base
+            self.progress.total_frames = (reader.video_stream.frames or 0) or None
+        manifest = self._manifest(reader_tb)
+        starts = manifest["starts"]
+        done = {s["index"]: s for s in manifest["segments"]}
+        self.resumed_segments = len(done)
+        if done:
+            self._log(f"resuming: {len(done)} of {len(starts)} segments were done earlier")
+        self.progress.encoded = self.progress.decoded = sum(s["frames"] for s in done.values())
+        for k, start in enumerate(starts):
+            if k in done:
+                continue
+            end = starts[k + 1] if k + 1 < len(starts) else None
+            segment = self.parts / f"seg-{k:05d}.nut"
+            # The output's muxer options are not the segments'. NUT would shift every timestamp to make
+            # the B-frame delay's negative dts positive; disabled, the pts stay the source's exactly.
+            nut = dataclasses.replace(req.encode, container_options={"avoid_negative_ts": "disabled"})
+            sub = dataclasses.replace(
+                req,
+                output=segment,
+                start_pts=None
+                if k == 0
+                else start,  # the first segment also takes what precedes its keyframe
+                end_pts=end,
+                video_only=True,
+                overwrite=True,
+                encode=nut,
+            )
+            job = self._make_job(sub)
+            base = self.progress.encoded
+
+            def forward(p: Progress, base: int = base) -> None:
+                self.progress.decoded, self.progress.encoded = base + p.decoded, base + p.encoded
+                if on_progress is not None:
+                    on_progress(self.progress)
+
+            last = job.run(forward)
+            entry = {"index": k, "start": start, "end": end, "frames": last.frames, "file": segment.name}
+            entry.update(decode_errors=last.decode_errors, deinterlaced=last.deinterlaced)
+            manifest["segments"].append(entry)
+            self._save(manifest)
+        result = self._assemble(manifest)
+        shutil.rmtree(self.parts, ignore_errors=True)
+        return result
+
+    def _manifest(self, reader_tb: Fraction) -> dict[str, Any]:
+        identity = _input_identity(self.request.input)
+        settings = _settings(self.request, self.models, self.segment_seconds)
+        path = self.parts / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text())
+            fresh = (
+                manifest.get("version") == MANIFEST_VERSION
+                and manifest.get("input") == identity
+                and manifest.get("settings") == settings
+            )
+        except (OSError, ValueError):
+            fresh = False
+        if fresh:
+            # Keep only segments whose file is really there (a crash can precede the manifest write).
+            manifest["segments"] = [s for s in manifest["segments"] if (self.parts / s["file"]).is_file()]
+            return manifest
+        shutil.rmtree(self.parts, ignore_errors=True)  # another input or other settings: start over
+        self.parts.mkdir(parents=True)
+        starts = segment_starts(self.request.input, self.segment_seconds, reader_tb)
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "input": identity,
+            "settings": settings,
+            "starts": starts,
+            "segments": [],
+        }
+        self._save(manifest)
+        return manifest
+
+    def _save(self, manifest: dict[str, Any]) -> None:
+        path = self.parts / "manifest.json"
+        tmp = path.with_name(f".manifest.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        tmp.replace(path)
+
+    def _assemble(self, manifest: dict[str, Any]) -> JobResult:
+        """Stream-copy every segment's video and the input's other streams into the output, in time order."""
+        req = self.request
+        segments = sorted(manifest["segments"], key=lambda s: s["index"])
+        files = [self.parts / s["file"] for s in segments]
+        with av.open(str(files[0])) as first, VideoReader(req.input) as reader:
+            template = first.streams.video[0]
+            w, h = template.codec_context.width, template.codec_context.height
+            with VideoWriter(
+                req.output, source=reader, width=w, height=h, options=req.encode, video_from=template
+            ) as writer:
+                for kind, packet in _merged(_segment_packets(files), _passthrough_packets(reader)):
+                    if kind == 0:
+                        writer.write_encoded(packet)
+                    else:
+                        writer.write_packet(packet)
+                writer.commit()
+            fmt = reader.format
+            frames = writer.frames_written
+            elapsed = time.perf_counter() - self.progress.started
+            return JobResult(
+                input=str(req.input),
+                output=str(req.output),
+                frames=frames,
+                input_size=(fmt.width, fmt.height),
+                output_size=(w, h),
+                seconds=round(elapsed, 3),
+                fps=round(frames / elapsed, 3) if elapsed > 0 else 0.0,
+                backend=" → ".join(m.name for m in self.models),
+                decode_errors=sum(s["decode_errors"] for s in segments),
+                streams_copied=len(reader.passthrough),
+                deinterlaced=any(s["deinterlaced"] for s in segments),
+                warnings=tuple(writer.warnings),
+            )
+
+
+def _segment_packets(files: Sequence[Path]) -> Iterator[av.Packet]:
+    """Every segment's video packets in order, each with a dts.
+
+    NUT stores pts only and its demuxer derives dts from the reordering, which it cannot do for the first
+    packets of a stream with B-frames (dts None). Those get dts spread evenly between the previous
+    segment's last dts and the first known one: increasing, and below their own pts, as a muxer requires.
+    """
+    last_dts: int | None = None
+    for path in files:
+        with av.open(str(path)) as container:
+            pending: list[av.Packet] = []
+            for packet in container.demux(container.streams.video[0]):
+                if not packet.size:
+                    continue
+                if packet.dts is None:
+                    pending.append(packet)
+                    continue
+                if pending:
+                    _fill_dts(pending, last_dts, packet.dts)
+                    yield from pending
+                    pending = []
+                last_dts = packet.dts
+                yield packet
+            if pending:  # a segment too short for its reordering delay
+                _fill_dts(pending, last_dts, min(int(p.pts) for p in pending) + 1)
+                yield from pending
+                last_dts = pending[-1].dts
+
+
+def _fill_dts(packets: list[av.Packet], after: int | None, before: int) -> None:
+    n = len(packets)
+    low = after if after is not None else before - 2 * (n + 1)
+    step = (before - low) / (n + 1)
+    for i, packet in enumerate(packets, 1):
+        packet.dts = int(low + i * step)
+
+
+def _passthrough_packets(reader: VideoReader) -> Iterator[av.Packet]:
+    keep = {s.index for s in reader.passthrough}
+    if not keep:
+        return
+    for packet in reader.container.demux(*[reader.container.streams[i] for i in keep]):
+        if packet.size and packet.dts is not None:
+            yield packet
+
+
+def _merged(video: Iterator[av.Packet], other: Iterator[av.Packet]) -> Iterator[tuple[int, av.Packet]]:
+    """Both packet streams in order of decode time, so the muxer never has to buffer much."""
+
+    def keyed(kind: int, packets: Iterator[av.Packet]) -> Iterator[tuple[Fraction, int, int, av.Packet]]:
+        for n, p in enumerate(packets):
+            yield (p.dts if p.dts is not None else p.pts or 0) * p.time_base, kind, n, p
+
+    for _t, kind, _n, packet in heapq.merge(keyed(0, video), keyed(1, other)):
+        yield kind, packet
