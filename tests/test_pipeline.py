@@ -105,3 +105,24 @@ def test_request_validation(tmp_path: Path) -> None:
         UpscaleRequest(tmp_path / "a.mp4", tmp_path / "b.mp4", scale=2, batch=0)
     with pytest.raises(UsageError):
         UpscaleJob(UpscaleRequest(tmp_path / "a.mp4", tmp_path / "b.mp4", scale=2), [])
+
+
+class Hangs(Nearest):
+    """A model that stops answering after its first batch, as a hung runtime would."""
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if self.batches:
+            import time
+
+            time.sleep(3)  # far past the watchdog's limit below, short enough to let the thread end
+        return super().run(batch)
+
+
+def test_watchdog_stops_a_stalled_job_and_leaves_no_file(vfr_mkv: mf.Clip, tmp_path: Path) -> None:
+    from vsr.errors import StalledError
+
+    out = tmp_path / "o.mkv"
+    request = UpscaleRequest(vfr_mkv.path, out, scale=2, encode=FAST, stall_seconds=0.5, queue_depth=1)
+    with pytest.raises(StalledError, match=r"no frame decoded or encoded for 0.5 s"):
+        UpscaleJob(request, [Hangs()]).run()
+    assert list(tmp_path.iterdir()) == []

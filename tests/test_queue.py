@@ -89,3 +89,13 @@ def test_torch_only_flags_are_refused_on_onnxruntime(vfr_mkv: mf.Clip, tmp_path:
         argv = ["upscale", str(vfr_mkv.path), str(tmp_path / "o.mkv"), "--backend", "onnxruntime", flag]
         assert main(argv) == 2
         assert "need the torch backend" in capsys.readouterr().err
+
+
+def test_report_counts_frames_streams_and_duration(vfr_mkv: mf.Clip, tmp_path: Path, capsys) -> None:
+    # mp4 cannot hold the fixture's SRT subtitles or its attachment: both are listed as dropped.
+    assert main(["upscale", str(vfr_mkv.path), str(tmp_path / "o.mp4"), "--json", *FAST]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == report["frames_in"] == len(vfr_mkv.pts)
+    assert report["duration_difference_s"] == 0.0 and report["partial"] is False
+    assert len(report["streams_dropped"]) == 2 and report["streams_copied"] == 2  # two audio tracks
+    assert all(d in report["warnings"] for d in report["streams_dropped"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -62,15 +63,24 @@ def test_decompression_bomb_refused_before_allocating(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.y4m"]
 
 
-def test_size_change_mid_stream_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_size_change_mid_stream_is_letterboxed_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = mf.make_clip(tmp_path / "a.h264", width=160, height=120, frames=6, audio_tracks=0).path
-    b = mf.make_clip(tmp_path / "b.h264", width=176, height=144, frames=6, audio_tracks=0).path
+    b = mf.make_clip(tmp_path / "b.h264", width=176, height=96, frames=6, audio_tracks=0).path
     joined = tmp_path / "joined.h264"
     joined.write_bytes(a.read_bytes() + b.read_bytes())
-    out = tmp_path / "o.mp4"
-    assert main(["upscale", str(joined), str(out)]) == 2
-    assert "160x120 → 176x144" in capsys.readouterr().err
-    assert not out.exists() and not list(tmp_path.glob(".o.*"))
+    out = tmp_path / "o.mkv"
+    assert main(["upscale", str(joined), str(out), "--json", "--preset", "ultrafast"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == report["frames_in"] == 12
+    assert any("6 frames of 176x96 letterboxed into 160x120" in w for w in report["warnings"])
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert {f.shape for f in frames} == {(240, 320, 3)}
+    # 176x96 fits 160x120 as 160x88 (even): black bars of 16 input rows top and bottom, picture between
+    last = frames[-1].astype(int)
+    assert last[:24].mean() < 20 and last[-24:].mean() < 20 and last[60:180].mean() > 40
 
 
 def test_concealed_damage_exits_1(monkeypatch: pytest.MonkeyPatch, sd_mp4: mf.Clip, tmp_path: Path) -> None:

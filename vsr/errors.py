@@ -31,3 +31,9 @@ class BackendUnavailableError(VsrError):
     """The requested inference backend cannot run on this machine."""
 
     exit_code = 2
+
+
+class StalledError(VsrError):
+    """No frame moved through the job for longer than its stall timeout (a hung decoder, encoder or model)."""
+
+    exit_code = 3

@@ -110,6 +110,9 @@ def upscale_command(
     segment_seconds: Annotated[
         float, typer.Option(min=0.1, help="With --resume: segment length (cut at the next keyframe).")
     ] = 30.0,
+    stall_timeout: Annotated[
+        float, typer.Option(min=1.0, help="Stop (exit 3) when no frame moves for this many seconds.")
+    ] = 600.0,
     ext: Annotated[
         str, typer.Option(help="Queue: container of the outputs (mkv keeps every stream).")
     ] = ".mkv",
@@ -138,6 +141,7 @@ def upscale_command(
             overwrite=overwrite,
             deinterlace=deinterlace,  # type: ignore[arg-type]
             field_rate=field_rate,
+            stall_seconds=stall_timeout,
         )
 
     requests = [request_for(src, dst) for src, dst in jobs]  # options are checked before any model loads

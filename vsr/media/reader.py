@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +20,7 @@ from vsr.errors import BadInputError
 from vsr.media import colour
 from vsr.media._input import main_video_stream, open_input, peek_frames
 from vsr.media.deinterlace import DeinterlaceMode, Deinterlacer, wants_deinterlace
+from vsr.media.filters import Letterbox
 from vsr.media.probe import FIELD_ORDERS
 
 # Stream types copied untouched into the output; data tracks (timecode, chapter text) are left out.
@@ -86,6 +88,10 @@ class ReaderStats:
     decode_errors: int = 0  # packets the decoder rejected (concealed by skipping)
     guessed_pts: int = 0  # frames without pts, given one from dts or the previous interval
     truncated: bool = False  # demuxing stopped at unreadable data before the end of the file
+    # Pictures of another size than the stream's first (size changes mid-stream), by "WxH": letterboxed.
+    resized: Counter[str] = field(default_factory=Counter)
+    first_pts: int | None = None  # of the frames handed out, in VideoFormat.time_base
+    last_pts: int | None = None
 
 
 class VideoReader:
@@ -135,6 +141,7 @@ class VideoReader:
         # that PyAV packs, so they stay rgb24 (the caller reads `layout` to know which it got).
         even = self.format.width % 2 == 0 and self.format.height % 2 == 0
         self.layout: PixelLayout = yuv_layout(self.format.pix_fmt) if layout == "yuv" and even else "rgb24"
+        self._letterbox = Letterbox(self.format.width, self.format.height)
         self._src_matrix = colour.sws_matrix(self.format.colorspace)
         self.passthrough: list[Stream] = [s for s in self._container.streams if s.type in PASSTHROUGH_TYPES]
         self._last_pts: int | None = None
@@ -207,12 +214,9 @@ class VideoReader:
             self.stats.decode_errors += 1
             return
         for picture in decoded:
-            size, expected = (picture.width, picture.height), (self.format.width, self.format.height)
-            if size != expected:
-                raise BadInputError(
-                    f"{self.path}: the picture size changes mid-stream ({expected[0]}x{expected[1]} → "
-                    f"{size[0]}x{size[1]}); not supported yet"
-                )
+            if (picture.width, picture.height) != (self.format.width, self.format.height):
+                self.stats.resized[f"{picture.width}x{picture.height}"] += 1
+                picture = self._letterbox.fit(picture)
             self._stamp(picture)
             if self._deinterlacer is None:
                 yield self._to_frame(picture)
@@ -232,6 +236,9 @@ class VideoReader:
 
     def _to_frame(self, picture: av.VideoFrame) -> Frame:
         self.stats.frames += 1
+        if self.stats.first_pts is None:
+            self.stats.first_pts = picture.pts
+        self.stats.last_pts = picture.pts
         if self.layout == "rgb24":
             rgb = picture.reformat(
                 format="rgb24", src_colorspace=self._src_matrix, src_color_range=self.format.color_range

@@ -85,7 +85,10 @@ class VideoWriter:
             raise UsageError(f"{target.parent}: no such directory")
         self.target = target
         self.warnings: list[str] = []
+        self.dropped: list[str] = []  # input streams not in the output, each with its reason
         self.frames_written = 0
+        self.first_pts: int | None = None  # of the video written, in the source time base
+        self.last_pts: int | None = None
         self._fmt = source.format
         self._size = (height, width)
         self._committed = False
@@ -134,9 +137,15 @@ class VideoWriter:
                     f"{self.target}: segments cannot be joined (dts {packet.dts} > pts {packet.pts})"
                 )
         self._last_dts = packet.dts
+        if packet.pts is not None:
+            self._span(int(packet.pts * packet.time_base / self._fmt.time_base))
         packet.stream = self._video
         self._container.mux(packet)
         self.frames_written += 1
+
+    def _span(self, pts: int) -> None:
+        self.first_pts = pts if self.first_pts is None else min(self.first_pts, pts)
+        self.last_pts = pts if self.last_pts is None else max(self.last_pts, pts)
 
     def write_packet(self, packet: av.Packet) -> None:
         """Stream-copy one passthrough packet, untouched; packets of dropped streams are ignored."""
@@ -170,6 +179,7 @@ class VideoWriter:
             pts = self._last_pts + 1
             self._pts_bumped += 1
         self._last_pts = pts
+        self._span(pts)
         frame = av.VideoFrame.from_ndarray(pixels, format=layout)
         if layout == "rgb24":
             frame = frame.reformat(
@@ -244,6 +254,10 @@ class VideoWriter:
             stream.set_display_rotation(fmt.rotation)
         return stream
 
+    def _drop(self, reason: str) -> None:
+        self.dropped.append(reason)
+        self.warnings.append(reason)
+
     def _add_passthrough(self, source: VideoReader) -> dict[int, Stream]:
         copies: dict[int, Stream] = {}
         kept = {s.index for s in source.passthrough}
@@ -252,11 +266,11 @@ class VideoWriter:
             if stream.index == source.video_stream.index:
                 continue
             if stream.index not in kept:
-                self.warnings.append(f"{what} not copied: only audio, subtitles and attachments are")
+                self._drop(f"{what} not copied: only audio, subtitles and attachments are")
                 continue
             if isinstance(stream, av.stream.AttachmentStream) and self._container.format.name != "matroska":
                 # Other muxers accept the stream and then fail to write the header.
-                self.warnings.append(f"{what} dropped: only mkv holds attachments")
+                self._drop(f"{what} dropped: only mkv holds attachments")
                 continue
             try:
                 if isinstance(stream, av.stream.AttachmentStream):
@@ -268,7 +282,7 @@ class VideoWriter:
                     continue
                 out = self._container.add_stream_from_template(stream)
             except (ValueError, av.error.FFmpegError) as exc:  # "'mp4' format does not support 'srt' codec"
-                self.warnings.append(f"{what} dropped: {exc}")
+                self._drop(f"{what} dropped: {exc}")
                 continue
             out.metadata.update(_copyable(stream.metadata))
             out.disposition = stream.disposition

@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from vsr.backends import Backend
-from vsr.errors import UsageError
+from vsr.errors import StalledError, UsageError
 from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter
 from vsr.media.deinterlace import DeinterlaceMode
 from vsr.pipeline.stages import Channel, StageGroup
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from vsr.pipeline.staging import DeviceStager
 
 PROGRESS_EVERY_S = 0.2
+STALL_GRACE_S = 10.0  # how long a stalled job's stages get to notice the stop before the error is raised
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class UpscaleRequest:
     start_pts: int | None = None
     end_pts: int | None = None
     video_only: bool = False
+    # The watchdog: a job in which no frame is decoded or encoded for this long is stopped (StalledError).
+    stall_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.queue_depth < 1:
@@ -92,6 +95,11 @@ class JobResult:
     streams_copied: int
     deinterlaced: bool
     warnings: tuple[str, ...]
+    frames_in: int = 0  # frames the reader handed out (after deinterlacing); frames_out is `frames`
+    partial: bool = False  # the input ended in unreadable data: everything before it was processed
+    streams_dropped: tuple[str, ...] = ()
+    # Output video span minus input video span (first to last pts), seconds: 0 unless frames were lost.
+    duration_difference_s: float | None = None
 
 
 @dataclass
@@ -99,6 +107,25 @@ class _Batch:
     pixels: np.ndarray  # (N, H, W, 3) uint8 RGB, or (N, H·3/2, W) packed 4:2:0 planes on the device path
     pts: list[int]
     packets: list[av.Packet]
+
+
+def _reader_warnings(reader: VideoReader, width: int, height: int) -> list[str]:
+    warnings = [
+        f"{n} frames of {size} letterboxed into {width}x{height} (the picture size changes mid-stream)"
+        for size, n in reader.stats.resized.items()
+    ]
+    if reader.stats.truncated:
+        warnings.append("the input ends in unreadable data: everything before it was processed")
+    return warnings
+
+
+def span_difference(stats: Any, writer: VideoWriter, time_base: Any) -> float | None:
+    """(last - first pts) of the output minus that of the input, in seconds; None when either is empty."""
+    if None in (stats.first_pts, stats.last_pts, writer.first_pts, writer.last_pts):
+        return None
+    span_in = stats.last_pts - stats.first_pts
+    span_out = writer.last_pts - writer.first_pts
+    return round(float((span_out - span_in) * time_base), 6)
 
 
 def check_paths(request: UpscaleRequest) -> None:
@@ -178,9 +205,14 @@ class UpscaleJob:
                 fps=round(writer.frames_written / elapsed, 3) if elapsed > 0 else 0.0,
                 backend=" → ".join(m.name for m in self.models),
                 decode_errors=reader.stats.decode_errors,
-                streams_copied=len(reader.passthrough),
+                streams_copied=len(reader.passthrough) - len(writer.dropped),
                 deinterlaced=reader.deinterlaced,
-                warnings=tuple(writer.warnings),
+                warnings=tuple(writer.warnings)
+                + tuple(_reader_warnings(reader, out_w // req.scale, out_h // req.scale)),
+                frames_in=reader.stats.frames,
+                partial=reader.stats.truncated,
+                streams_dropped=tuple(writer.dropped),
+                duration_difference_s=span_difference(reader.stats, writer, fmt.time_base),
             )
 
     def _device_stager(self, reader: VideoReader, writer: VideoWriter) -> DeviceStager:
@@ -207,11 +239,24 @@ class UpscaleJob:
         group.spawn("decode", lambda: self._decode(reader, decoded))
         group.spawn("model", lambda: self._infer(decoded, inferred))
         group.spawn("encode", lambda: self._encode(inferred, writer))
+        moved, last_move = (-1, -1), time.monotonic()
         try:
             while group.alive():
                 group.join(PROGRESS_EVERY_S)
                 if on_progress is not None:
                     on_progress(self.progress)
+                now, state = time.monotonic(), (self.progress.decoded, self.progress.encoded)
+                if state != moved:
+                    moved, last_move = state, now
+                elif now - last_move > (limit := self.request.stall_seconds):
+                    raise StalledError(
+                        f"{self.request.input}: no frame decoded or encoded for {limit:g} s "
+                        f"(after {state[0]} decoded, {state[1]} encoded); stopped"
+                    )
+        except StalledError:
+            group.stop.set()
+            group.join(STALL_GRACE_S)  # a stage stuck inside FFmpeg or a runtime may never return
+            raise
         except BaseException:  # Ctrl-C lands here, in the calling thread: stop the stages, then clean up
             group.stop.set()
             group.join()

@@ -221,9 +221,11 @@ class ResumableJob:
                 fps=round(frames / elapsed, 3) if elapsed > 0 else 0.0,
                 backend=" → ".join(m.name for m in self.models),
                 decode_errors=sum(s["decode_errors"] for s in segments),
-                streams_copied=len(reader.passthrough),
+                streams_copied=len(reader.passthrough) - len(writer.dropped),
                 deinterlaced=any(s["deinterlaced"] for s in segments),
                 warnings=tuple(writer.warnings),
+                frames_in=sum(s["frames"] for s in segments),
+                streams_dropped=tuple(writer.dropped),
             )
 
 
