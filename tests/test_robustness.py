@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -81,6 +82,28 @@ def test_size_change_mid_stream_is_letterboxed_and_reported(
     # 176x96 fits 160x120 as 160x88 (even): black bars of 16 input rows top and bottom, picture between
     last = frames[-1].astype(int)
     assert last[:24].mean() < 20 and last[-24:].mean() < 20 and last[60:180].mean() > 40
+
+
+def test_real_damage_is_concealed_counted_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Bytes flipped inside the coded slices: FFmpeg decodes around them and says so only in its log.
+    clip = mf.make_clip(tmp_path / "c.mkv", frames=48, audio_tracks=0, keyint=12)
+    data = bytearray(clip.path.read_bytes())
+    rng = random.Random(3)
+    for _ in range(40):
+        data[rng.randrange(2000, len(data))] ^= 0x55
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "o.mkv"
+    assert main(["upscale", str(damaged), str(out), "--json", "--preset", "ultrafast"]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["concealed_errors"] > 0 and report["frames"] > 0 and out.exists()
+    assert captured.err.strip().splitlines() == [
+        f"vsr: warning: damaged input: {report['decode_errors']} packets skipped, "
+        f"{report['concealed_errors']} errors concealed"
+    ]  # FFmpeg's own log lines are counted, not printed
 
 
 def test_concealed_damage_exits_1(monkeypatch: pytest.MonkeyPatch, sd_mp4: mf.Clip, tmp_path: Path) -> None:

@@ -191,9 +191,13 @@ def upscale_command(
     else:
         _print_summary(names, result)
         print(f"backend: {result.backend} ({choice.reason})")
-    if result.decode_errors:
-        # Complete, but the decoder had to skip damaged data: a distinct exit code says so.
-        print(f"vsr: warning: {result.decode_errors} damaged packets skipped (concealed)", file=sys.stderr)
+    if result.damaged:
+        # Complete, but the decoder had to skip or conceal damaged data: a distinct exit code says so.
+        print(
+            f"vsr: warning: damaged input: {result.decode_errors} packets skipped, "
+            f"{result.concealed_errors} errors concealed",
+            file=sys.stderr,
+        )
         raise typer.Exit(1)
 
 

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Literal
 
 import av
+import av.logging
 import numpy as np
 from av.container import InputContainer
 from av.stream import Stream
@@ -86,6 +87,7 @@ class ReaderStats:
 
     frames: int = 0
     decode_errors: int = 0  # packets the decoder rejected (concealed by skipping)
+    concealed: int = 0  # errors the decoder reported and concealed (damaged slices and macroblocks)
     guessed_pts: int = 0  # frames without pts, given one from dts or the previous interval
     truncated: bool = False  # demuxing stopped at unreadable data before the end of the file
     # Pictures of another size than the stream's first (size changes mid-stream), by "WxH": letterboxed.
@@ -182,13 +184,16 @@ class VideoReader:
             # Seek in the stream's own time base to the keyframe at or before the segment's start.
             ticks = self._start * self.format.time_base / self._stream.time_base
             self._container.seek(int(ticks), stream=self._stream, backward=True, any_frame=False)
-        for item in self._demuxed(video, keep):
-            if isinstance(item, Frame):
-                if self._start is not None and item.pts < self._start:
-                    continue  # decoded only to reach the segment (or an open-GOP leftover of the last one)
-                if self._end is not None and item.pts >= self._end:
-                    break  # frames come out in pts order: everything before `end` has been seen
-            yield item
+        with _DamageLog(self._stream.codec_context.name) as damage:
+            for item in self._demuxed(video, keep):
+                self.stats.concealed += damage.count()
+                if isinstance(item, Frame):
+                    if self._start is not None and item.pts < self._start:
+                        continue  # decoded only to reach the segment (or an open-GOP leftover of the last)
+                    if self._end is not None and item.pts >= self._end:
+                        break  # frames come out in pts order: everything before `end` has been seen
+                yield item
+            self.stats.concealed += damage.count()
         if self.stats.frames == 0 and self._start is None:
             raise BadInputError(f"{self.path}: no decodable video frames")
 
@@ -256,6 +261,37 @@ class VideoReader:
         if self._last_pts is None:
             return 0
         return self._last_pts + (picture.duration or self._last_step)
+
+
+class _DamageLog:
+    """Counts the errors a decoder logs while it conceals damage (FFmpeg says so only in its log).
+
+    Captures FFmpeg's log process-wide while a reader iterates (frame-threaded decoders log from their own
+    threads) and keeps only error-level lines from the video decoder; the capture is drained at every
+    count, so memory stays flat however damaged the input is. Nothing of it reaches stderr.
+    """
+
+    def __init__(self, decoder: str) -> None:
+        self.decoder = decoder
+        self._capture = av.logging.Capture(local=False)
+        self._level: int | None = None
+
+    def __enter__(self) -> _DamageLog:
+        self._level = av.logging.get_level()
+        av.logging.set_level(av.logging.ERROR)
+        self._logs = self._capture.__enter__()
+        return self
+
+    def count(self) -> int:
+        logs, n = self._logs, 0
+        while logs:
+            level, name, _message = logs.pop()
+            n += level <= av.logging.ERROR and name == self.decoder
+        return n
+
+    def __exit__(self, *exc: object) -> None:
+        self._capture.__exit__(*exc)
+        av.logging.set_level(self._level)
 
 
 def _video_format(stream: VideoStream, rotation: int, path: Path) -> VideoFormat:

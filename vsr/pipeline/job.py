@@ -95,11 +95,17 @@ class JobResult:
     streams_copied: int
     deinterlaced: bool
     warnings: tuple[str, ...]
+    concealed_errors: int = 0  # damage the decoder concealed and logged (slices, macroblocks)
     frames_in: int = 0  # frames the reader handed out (after deinterlacing); frames_out is `frames`
     partial: bool = False  # the input ended in unreadable data: everything before it was processed
     streams_dropped: tuple[str, ...] = ()
     # Output video span minus input video span (first to last pts), seconds: 0 unless frames were lost.
     duration_difference_s: float | None = None
+
+    @property
+    def damaged(self) -> bool:
+        """Complete, but with decode errors skipped or concealed: exit code 1."""
+        return bool(self.decode_errors or self.concealed_errors)
 
 
 @dataclass
@@ -205,6 +211,7 @@ class UpscaleJob:
                 fps=round(writer.frames_written / elapsed, 3) if elapsed > 0 else 0.0,
                 backend=" → ".join(m.name for m in self.models),
                 decode_errors=reader.stats.decode_errors,
+                concealed_errors=reader.stats.concealed,
                 streams_copied=len(reader.passthrough) - len(writer.dropped),
                 deinterlaced=reader.deinterlaced,
                 warnings=tuple(writer.warnings)

@@ -95,7 +95,7 @@ def run_queue(
             files[key] = {"status": "failed", "exit_code": 3, "error": f"internal error: {exc!r}"}
             say(f"{tag}: failed (internal error: {exc!r})")
         else:
-            code = 1 if result.decode_errors else 0
+            code = 1 if result.damaged else 0
             record = {"model": names, "backend_reason": reason, **dataclasses.asdict(result)}
             report.write_text(json.dumps(record, indent=2) + "\n")
             files[key] = {

@@ -148,7 +148,11 @@ class ResumableJob:
 
             last = job.run(forward)
             entry = {"index": k, "start": start, "end": end, "frames": last.frames, "file": segment.name}
-            entry.update(decode_errors=last.decode_errors, deinterlaced=last.deinterlaced)
+            entry.update(
+                decode_errors=last.decode_errors,
+                concealed=last.concealed_errors,
+                deinterlaced=last.deinterlaced,
+            )
             manifest["segments"].append(entry)
             self._save(manifest)
         result = self._assemble(manifest)
@@ -221,6 +225,7 @@ class ResumableJob:
                 fps=round(frames / elapsed, 3) if elapsed > 0 else 0.0,
                 backend=" → ".join(m.name for m in self.models),
                 decode_errors=sum(s["decode_errors"] for s in segments),
+                concealed_errors=sum(s["concealed"] for s in segments),
                 streams_copied=len(reader.passthrough) - len(writer.dropped),
                 deinterlaced=any(s["deinterlaced"] for s in segments),
                 warnings=tuple(writer.warnings),
