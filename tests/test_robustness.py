@@ -17,6 +17,7 @@ import media_fixtures as mf
 import pytest
 
 from vsr.cli import main
+from vsr.media.hdr import HdrMetadata
 from vsr.pipeline import JobResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,3 +191,57 @@ def test_progressive_source_is_left_alone_unless_asked(
         assert json.loads(capsys.readouterr().out)["deinterlaced"] is expected
         assert _pts_seconds(out) == sorted(sd_mp4.seconds())
     assert main(["upscale", str(sd_mp4.path), str(tmp_path / "x.mp4"), "--deinterlace", "maybe"]) == 2
+
+
+def _hdr_clip(path: Path) -> Path:
+    """A 10-bit PQ HEVC clip with mastering display and content light level metadata (x265 SEI)."""
+    import numpy as np
+
+    params = (
+        "log-level=error:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
+        "L(10000000,1):max-cll=1000,400"
+    )
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx265", rate=24, options={"x265-params": params})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p10le"
+        ctx = s.codec_context
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace = 9, 16, 9  # bt2020, smpte2084, bt2020nc
+        for i in range(4):
+            rgb = np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p10le")
+            frame.pts = i
+            out.mux(s.encode(frame))
+        out.mux(s.encode(None))
+    return path
+
+
+def _hdr_of(path: Path) -> HdrMetadata | None:
+    from vsr.media.hdr import from_frame
+
+    with av.open(str(path)) as c:
+        return from_frame(next(c.decode(video=0)))
+
+
+def test_hdr_metadata_is_carried_to_hevc10_and_warned_about_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fractions import Fraction
+
+    src = _hdr_clip(tmp_path / "hdr.mkv")
+    hdr = _hdr_of(src)
+    assert isinstance(hdr, HdrMetadata) and (hdr.max_cll, hdr.max_fall) == (1000, 400)
+    assert hdr.luminance == (Fraction(1, 10000), Fraction(1000))  # L(10000000,1) in 0.0001 cd/m²
+    assert hdr.primaries is not None and hdr.primaries[0] == (
+        Fraction(17, 25),
+        Fraction(8, 25),
+    )  # R(34000,16000)
+    out = tmp_path / "o.mkv"
+    assert main(["upscale", str(src), str(out), "--profile", "hevc10", "--json"]) == 0
+    capsys.readouterr()
+    assert _hdr_of(out) == hdr
+    with av.open(str(out)) as c:
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.color_primaries, ctx.color_trc, ctx.colorspace) == (9, 16, 9)
+    assert main(["upscale", str(src), str(tmp_path / "x264.mkv"), "--preset", "ultrafast", "--json"]) == 0
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert any("mastering-display/content-light metadata not carried" in w for w in warnings)

@@ -10,6 +10,7 @@ from av.stream import Disposition
 from av.video.stream import VideoStream
 
 from vsr.errors import BadInputError
+from vsr.media.hdr import HdrMetadata, from_frame
 
 # Frames decoded up front to learn what only frames carry (display matrix, interlacing flags).
 PEEK_FRAMES = 3
@@ -64,9 +65,9 @@ def tag_rotation(stream: VideoStream) -> int:
         return 0
 
 
-def peek_frames(path: Path, index: int) -> tuple[int, bool]:
-    """(rotation, interlaced) from the first few decoded frames of stream `index`, on a separate open."""
-    rotation, interlaced = 0, False
+def peek_frames(path: Path, index: int) -> tuple[int, bool, HdrMetadata | None]:
+    """(rotation, interlaced, HDR metadata) from the first few decoded frames of stream `index`."""
+    rotation, interlaced, hdr = 0, False, None
     with av.open(str(path), mode="r") as container:
         stream = container.streams[index]
         frames: list[av.VideoFrame] = []
@@ -81,4 +82,5 @@ def peek_frames(path: Path, index: int) -> tuple[int, bool]:
         if frames:
             rotation = int(frames[0].rotation) % 360
             interlaced = any(f.interlaced_frame for f in frames)
-        return rotation or tag_rotation(stream), interlaced
+            hdr = from_frame(frames[0])
+        return rotation or tag_rotation(stream), interlaced, hdr

@@ -22,6 +22,7 @@ from vsr.media import colour
 from vsr.media._input import main_video_stream, open_input, peek_frames
 from vsr.media.deinterlace import DeinterlaceMode, Deinterlacer, wants_deinterlace
 from vsr.media.filters import Letterbox
+from vsr.media.hdr import HdrMetadata
 from vsr.media.probe import FIELD_ORDERS
 
 # Stream types copied untouched into the output; data tracks (timecode, chapter text) are left out.
@@ -57,6 +58,7 @@ class VideoFormat:
     colorspace: int
     color_range: int
     rotation: int = 0  # degrees of the display matrix; pixels are never rotated, the tag is carried
+    hdr: HdrMetadata | None = None  # mastering display and content light level of the first frame
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -120,10 +122,10 @@ class VideoReader:
         self._container: InputContainer = open_input(path)
         try:
             self._stream = main_video_stream(self._container, path)
-            rotation, flagged = peek_frames(path, self._stream.index)
+            rotation, flagged, hdr = peek_frames(path, self._stream.index)
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = threads
-            self.format = _video_format(self._stream, rotation, path)
+            self.format = replace(_video_format(self._stream, rotation, path), hdr=hdr)
             field_order = FIELD_ORDERS.get(int(self._stream.codec_context.field_order or 0), "unknown")
             self._deinterlacer: Deinterlacer | None = None
             if wants_deinterlace(deinterlace, field_order, flagged):

@@ -18,6 +18,7 @@ from av.video.stream import VideoStream
 
 from vsr.errors import UsageError
 from vsr.media import colour
+from vsr.media.hdr import HLG, PQ
 from vsr.media.reader import PixelLayout, VideoFormat, VideoReader
 
 # Tags the muxer writes itself; copying the source's would describe the source, not the output.
@@ -214,6 +215,24 @@ class VideoWriter:
                 self._container.close()
         self._tmp.unlink(missing_ok=True)
 
+    def _hdr_options(self, codec: str, pix_fmt: str, codec_options: dict[str, str]) -> dict[str, str]:
+        """Carry HDR static metadata where the encoder can write it; say so where it cannot."""
+        fmt = self._fmt
+        deep = any(c.bits > 8 for c in av.video.format.VideoFormat(pix_fmt).components)
+        if fmt.color_trc in (PQ, HLG) and not deep:
+            self.warnings.append(f"HDR ({'PQ' if fmt.color_trc == PQ else 'HLG'}) source encoded at 8 bits")
+        if fmt.hdr is None:
+            return codec_options
+        if codec == "libx265" and deep:
+            extra = fmt.hdr.x265_params()
+            params = codec_options.get("x265-params")
+            return {**codec_options, "x265-params": f"{params}:{extra}" if params else extra}
+        self.warnings.append(
+            f"HDR mastering-display/content-light metadata not carried: {codec} {pix_fmt} output cannot "
+            "hold it here (use --profile hevc10)"
+        )
+        return codec_options
+
     def _copy_video(self, template: VideoStream) -> VideoStream:
         stream = self._container.add_stream_from_template(template)
         stream.time_base = template.time_base
@@ -228,6 +247,7 @@ class VideoWriter:
         if options.codec in CRF_CODECS:
             codec_options = {"crf": str(options.crf), "preset": options.preset}
         codec_options.update(options.codec_options)
+        codec_options = self._hdr_options(options.codec, pix_fmt, codec_options)
         try:
             stream = self._container.add_stream(options.codec, rate=fmt.frame_rate, options=codec_options)
         except ValueError as exc:  # UnknownCodecError is one
