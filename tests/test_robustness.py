@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import media_fixtures as mf
+import numpy as np
 import pytest
 
 from vsr.cli import main
@@ -245,3 +247,36 @@ def test_hdr_metadata_is_carried_to_hevc10_and_warned_about_elsewhere(
     assert main(["upscale", str(src), str(tmp_path / "x264.mkv"), "--preset", "ultrafast", "--json"]) == 0
     warnings = json.loads(capsys.readouterr().out)["warnings"]
     assert any("mastering-display/content-light metadata not carried" in w for w in warnings)
+
+
+def test_colorspace_bt709_converts_sd_matrices(sd_mp4: mf.Clip, tmp_path: Path) -> None:
+    # The same picture through the BT.601 source and a BT.709 output: decoded back with each file's own
+    # matrix, the colours agree; decoded with the wrong one they would not.
+    out = tmp_path / "hd.mkv"
+    assert (
+        main(["upscale", str(sd_mp4.path), str(out), "--colorspace", "bt709", "--preset", "ultrafast"]) == 0
+    )
+    kept = tmp_path / "sd.mkv"
+    assert main(["upscale", str(sd_mp4.path), str(kept), "--preset", "ultrafast"]) == 0
+    with av.open(str(out)) as a, av.open(str(kept)) as b:
+        assert a.streams.video[0].codec_context.colorspace == 1  # bt709
+        assert b.streams.video[0].codec_context.colorspace == 6  # smpte170m, as the source
+        fa, fb = next(a.decode(video=0)), next(b.decode(video=0))
+        rgb_a = fa.reformat(format="rgb24", src_colorspace=1).to_ndarray().astype(int)
+        rgb_b = fb.reformat(format="rgb24", src_colorspace=5).to_ndarray().astype(int)
+        wrong = fa.reformat(format="rgb24", src_colorspace=5).to_ndarray().astype(int)
+    assert np.abs(rgb_a - rgb_b).mean() < 2.0 < np.abs(wrong - rgb_b).mean()
+
+
+def test_square_pixels_resamples_anamorphic_output_keeping_the_display_aspect(
+    vfr_mkv: mf.Clip, tmp_path: Path
+) -> None:
+    out = tmp_path / "square.mkv"
+    assert main(["upscale", str(vfr_mkv.path), str(out), "--square-pixels", "--preset", "ultrafast"]) == 0
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        sar = s.codec_context.sample_aspect_ratio
+        assert (s.width, s.height) == (284, 240)  # 320 x 8/9, rounded to even; the height is kept
+        assert sar in (None, 1) and len(list(c.decode(s))) == len(vfr_mkv.pts)
+    source_dar = Fraction(vfr_mkv.width, vfr_mkv.height) * Fraction(8, 9)
+    assert abs(Fraction(284, 240) / source_dar - 1) < 0.01

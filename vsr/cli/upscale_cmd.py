@@ -110,6 +110,12 @@ def upscale_command(
     segment_seconds: Annotated[
         float, typer.Option(min=0.1, help="With --resume: segment length (cut at the next keyframe).")
     ] = 30.0,
+    square_pixels: Annotated[
+        bool, typer.Option(help="Resample anamorphic sources to square pixels (the width follows the SAR).")
+    ] = False,
+    colorspace: Annotated[
+        str | None, typer.Option(help="Convert the output's Y'CbCr matrix: bt709, bt601 or bt2020.")
+    ] = None,
     stall_timeout: Annotated[
         float, typer.Option(min=1.0, help="Stop (exit 3) when no frame moves for this many seconds.")
     ] = 600.0,
@@ -135,15 +141,22 @@ def upscale_command(
             output=dst,
             scale=math.prod(m.spec.scale for m in chain),
             batch=batch or 2,
-            encode=encode_options(
-                profile, suffix=dst.suffix, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt
+            encode=dataclasses.replace(
+                encode_options(
+                    profile, suffix=dst.suffix, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt
+                ),
+                colorspace=matrix,
             ),
             overwrite=overwrite,
             deinterlace=deinterlace,  # type: ignore[arg-type]
             field_rate=field_rate,
             stall_seconds=stall_timeout,
+            square_pixels=square_pixels,
         )
 
+    matrix = {None: None, "bt709": 1, "bt601": 6, "bt2020": 9}.get(colorspace, -1)
+    if matrix == -1:
+        raise UsageError(f"unknown --colorspace {colorspace!r}; choose bt709, bt601 or bt2020")
     requests = [request_for(src, dst) for src, dst in jobs]  # options are checked before any model loads
     choice = choose(backend)
     precision = precision or ("fp16" if choice.device == "cuda" else "fp32")

@@ -38,6 +38,7 @@ class EncodeOptions:
     pix_fmt: str | None = None
     threads: int = 0
     codec_options: dict[str, str] = field(default_factory=dict)  # passed to the encoder as they are
+    colorspace: int | None = None  # AVCOL_SPC matrix to convert to (e.g. 1, BT.709); None keeps the source's
     container_options: dict[str, str] = field(default_factory=dict)  # to the muxer (e.g. movflags)
 
     def __post_init__(self) -> None:
@@ -76,9 +77,11 @@ class VideoWriter:
         options: EncodeOptions | None = None,
         passthrough: bool = True,
         video_from: VideoStream | None = None,
+        frame_size: tuple[int, int] | None = None,
     ) -> None:
         """passthrough=False writes the video alone (a segment); video_from copies an already encoded video
-        stream (assembling segments: packets go in through write_encoded, no encoder runs)."""
+        stream (assembling segments: packets go in through write_encoded, no encoder runs); frame_size
+        (width, height) of the pictures given to write_frame when they must be resampled to width x height."""
         options = options or EncodeOptions()
         if target.resolve() == source.path.resolve():
             raise UsageError(f"{target}: the output would overwrite the input")
@@ -91,7 +94,11 @@ class VideoWriter:
         self.first_pts: int | None = None  # of the video written, in the source time base
         self.last_pts: int | None = None
         self._fmt = source.format
-        self._size = (height, width)
+        # The Y'CbCr matrix of the output: the source's, or the one asked for (SD BT.601 → HD BT.709). Only
+        # the matrix changes; primaries and transfer stay the source's, tags and pixels alike.
+        self.matrix = options.colorspace or source.format.colorspace
+        self._size = (height, width) if frame_size is None else (frame_size[1], frame_size[0])
+        self._resample = frame_size is not None and frame_size != (width, height)
         self._committed = False
         self._closed = False
         self._last_pts: int | None = None
@@ -166,14 +173,19 @@ class VideoWriter:
 
         rgb24: (height, width, 3) uint8, converted with the source's matrix and range. yuv420p/yuv420p10le:
         PyAV's packed planes, already in the source's matrix and range (the GPU path converts there).
+        Pictures come at `frame_size`; one that differs from the encoder's size is resampled (Lanczos).
         """
         ctx = self._video.codec_context
+        h, w = self._size
         if layout == "rgb24":
-            if pixels.shape != (*self._size, 3) or pixels.dtype != np.uint8:
-                raise ValueError(f"expected {(*self._size, 3)} uint8, got {pixels.shape} {pixels.dtype}")
-            if pixels.shape[:2] != (ctx.height, ctx.width):
+            if pixels.shape != (h, w, 3) or pixels.dtype != np.uint8:
+                raise ValueError(f"expected {(h, w, 3)} uint8, got {pixels.shape} {pixels.dtype}")
+            if not self._resample and (h, w) != (
+                ctx.height,
+                ctx.width,
+            ):  # odd sizes: crop the last row/column
                 pixels = np.ascontiguousarray(pixels[: ctx.height, : ctx.width])
-        elif pixels.shape != (self._size[0] * 3 // 2, self._size[1]) or self._size != (ctx.height, ctx.width):
+        elif pixels.shape != (h * 3 // 2, w):
             raise ValueError(f"expected {layout} planes of size {self._size}, got {pixels.shape}")
         if self._last_pts is not None and pts <= self._last_pts:
             # Encoders and muxers reject repeated pts; one tick later is the smallest change that passes.
@@ -182,14 +194,18 @@ class VideoWriter:
         self._last_pts = pts
         self._span(pts)
         frame = av.VideoFrame.from_ndarray(pixels, format=layout)
+        size = (
+            {"width": ctx.width, "height": ctx.height, "interpolation": "LANCZOS"} if self._resample else {}
+        )
         if layout == "rgb24":
             frame = frame.reformat(
                 format=ctx.pix_fmt,
-                dst_colorspace=colour.sws_matrix(self._fmt.colorspace),
+                dst_colorspace=colour.sws_matrix(self.matrix),
                 dst_color_range=self._fmt.color_range,
+                **size,
             )
-        elif layout != ctx.pix_fmt:  # bit depth or chroma layout only: the matrix stays the source's
-            frame = frame.reformat(format=ctx.pix_fmt)
+        elif layout != ctx.pix_fmt or size:  # depth, chroma layout or size only: the matrix stays
+            frame = frame.reformat(format=ctx.pix_fmt, **size)
         frame.pts = pts
         frame.time_base = self._fmt.time_base
         self._container.mux(self._video.encode(frame))
@@ -265,9 +281,10 @@ class VideoWriter:
         ctx.thread_count = options.threads
         ctx.color_primaries = fmt.color_primaries
         ctx.color_trc = fmt.color_trc
-        ctx.colorspace = fmt.colorspace
+        ctx.colorspace = self.matrix
         ctx.color_range = fmt.color_range
-        sar = _output_sar(fmt, even_w, even_h)
+        # Resampled output (--square-pixels) is square by definition; otherwise keep the display aspect.
+        sar = Fraction(1) if self._resample else _output_sar(fmt, even_w, even_h)
         if sar is not None:
             ctx.sample_aspect_ratio = sar
         if fmt.rotation:

@@ -57,6 +57,7 @@ class UpscaleRequest:
     video_only: bool = False
     # The watchdog: a job in which no frame is decoded or encoded for this long is stopped (StalledError).
     stall_seconds: float = 600.0
+    square_pixels: bool = False  # resample anamorphic output to square pixels (width follows the SAR)
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.queue_depth < 1:
@@ -177,7 +178,11 @@ class UpscaleJob:
         reader_options.update(start=req.start_pts, end=req.end_pts, passthrough=not req.video_only)
         with VideoReader(req.input, threads=req.decode_threads, **reader_options) as reader:
             fmt = reader.format
-            out_w, out_h = fmt.width * req.scale, fmt.height * req.scale
+            frame_w, frame_h = fmt.width * req.scale, fmt.height * req.scale
+            out_w, out_h = frame_w, frame_h
+            sar = fmt.sample_aspect_ratio
+            if req.square_pixels and sar is not None and sar != 1:
+                out_w = max(2, round(frame_w * sar / 2) * 2)  # the height stays; the width shows the DAR
             stream = reader.video_stream
             per_frame = 2 if reader.deinterlaced and req.field_rate else 1  # bwdif: one frame per field
             self.progress.total_frames = stream.frames * per_frame or None
@@ -188,6 +193,7 @@ class UpscaleJob:
                 height=out_h,
                 options=req.encode,
                 passthrough=not req.video_only,
+                frame_size=(frame_w, frame_h),
             ) as writer:
                 if reader.layout != "rgb24":
                     assert self.device_path is not None
@@ -214,8 +220,7 @@ class UpscaleJob:
                 concealed_errors=reader.stats.concealed,
                 streams_copied=len(reader.passthrough) - len(writer.dropped),
                 deinterlaced=reader.deinterlaced,
-                warnings=tuple(writer.warnings)
-                + tuple(_reader_warnings(reader, out_w // req.scale, out_h // req.scale)),
+                warnings=tuple(writer.warnings) + tuple(_reader_warnings(reader, fmt.width, fmt.height)),
                 frames_in=reader.stats.frames,
                 partial=reader.stats.truncated,
                 streams_dropped=tuple(writer.dropped),
@@ -234,7 +239,7 @@ class UpscaleJob:
         self._out_layout = yuv_layout(writer.pix_fmt)
         full = fmt.color_range == RANGE_FULL
         source = YuvSpec(fmt.colorspace, full, 10 if reader.layout == "yuv420p10le" else 8)
-        target = YuvSpec(fmt.colorspace, full, 10 if self._out_layout == "yuv420p10le" else 8)
+        target = YuvSpec(writer.matrix, full, 10 if self._out_layout == "yuv420p10le" else 8)
         run = yuv_chain(self.models, fmt.height, source, target, self.device_path)  # type: ignore[arg-type]
         return DeviceStager(run, self.device_path.device, slots=self.device_path.slots)
 
