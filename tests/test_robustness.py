@@ -280,3 +280,44 @@ def test_square_pixels_resamples_anamorphic_output_keeping_the_display_aspect(
         assert sar in (None, 1) and len(list(c.decode(s))) == len(vfr_mkv.pts)
     source_dar = Fraction(vfr_mkv.width, vfr_mkv.height) * Fraction(8, 9)
     assert abs(Fraction(284, 240) / source_dar - 1) < 0.01
+
+
+def _ten_bit_ramp(path: Path, width: int = 256, height: int = 16) -> Path:
+    """Lossless 10-bit video whose luma climbs one code per column (400..655), chroma neutral."""
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("ffv1", rate=24)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p10le"
+        planes = np.full((height * 3 // 2, width), 512, np.uint16)
+        planes[:height] = 400 + np.arange(width, dtype=np.uint16)[None]
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p10le")
+            frame.pts = i
+            out.mux(s.encode(frame))
+        out.mux(s.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_ten_bit_source_keeps_ten_bits_on_the_cpu_path(backend: str, tmp_path: Path) -> None:
+    # Through 8-bit RGB a ramp of one 10-bit code per column collapses into steps of about four codes; the
+    # uint16 graph (ONNX Runtime) or 16-bit tensors (torch) with rgb48 frames keep nearly every code.
+    if backend == "torch":
+        pytest.importorskip("torch")
+    src = _ten_bit_ramp(tmp_path / "ramp.mkv")
+    out = tmp_path / "o.mkv"
+    argv = [
+        "upscale",
+        str(src),
+        str(out),
+        "--profile",
+        "archive",
+        "--backend",
+        backend,
+        "--model",
+        "compact-x2",
+    ]
+    assert main(argv) == 0
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+        row = next(c.decode(video=0)).to_ndarray()[16, 40:472]  # a middle row, away from the edges
+    assert len(np.unique(row)) > 180  # 216 codes span this stretch; 8-bit RGB leaves about 60 of them

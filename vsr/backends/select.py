@@ -71,7 +71,7 @@ def open_backend(
     if choice.name == "onnxruntime":
         from vsr.backends.ort_backend import OrtBackend
 
-        return OrtBackend(model.onnx, threads=threads)
+        return OrtBackend(model.onnx, threads=threads, onnx16=model.onnx16)
     if choice.name == "tensorrt":
         from vsr.backends.tensorrt_backend import open_tensorrt
 

@@ -143,6 +143,7 @@ class TensorRTBackend:
         import torch
 
         self.scale = scale
+        self.supports_deep = False  # the plans have uint8 interfaces
         self._torch = torch
         self.device = _cuda_device()  # before any TensorRT object exists
         trt = _tensorrt()

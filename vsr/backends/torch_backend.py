@@ -62,6 +62,7 @@ class TorchBackend:
             # dynamic=True: one compiled graph for every frame size instead of a recompile per resolution.
             net = torch.compile(net, dynamic=True)
         self.scale = spec.scale
+        self.supports_deep = True  # uint16 batches run at 16-bit precision (Uint8Io scales by their range)
         self._dtype, self._channels_last = dtype, channels_last
         self._net = Uint8Io(net, dtype, scale=spec.scale, margin=spec.edge_margin).eval()
         self._graphs: dict[tuple, tuple[Any, Any, Any]] = {} if cuda_graphs else None  # type: ignore[assignment]

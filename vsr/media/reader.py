@@ -28,7 +28,7 @@ from vsr.media.probe import FIELD_ORDERS
 # Stream types copied untouched into the output; data tracks (timecode, chapter text) are left out.
 PASSTHROUGH_TYPES = ("audio", "subtitle", "attachment")
 
-PixelLayout = Literal["rgb24", "yuv420p", "yuv420p10le"]
+PixelLayout = Literal["rgb24", "rgb48le", "yuv420p", "yuv420p10le"]
 
 
 def yuv_layout(pix_fmt: str) -> PixelLayout:
@@ -75,7 +75,12 @@ class Frame:
 
     def __post_init__(self) -> None:
         px = self.pixels
-        want = {"rgb24": (3, np.uint8), "yuv420p": (2, np.uint8), "yuv420p10le": (2, np.uint16)}[self.format]
+        want = {
+            "rgb24": (3, np.uint8),
+            "rgb48le": (3, np.uint16),
+            "yuv420p": (2, np.uint8),
+            "yuv420p10le": (2, np.uint16),
+        }[self.format]
         if px.ndim != want[0] or px.dtype != want[1] or not px.flags.c_contiguous:
             raise ValueError(f"Frame: {self.format} needs C-contiguous {want}, got {px.shape} {px.dtype}")
 
@@ -108,7 +113,7 @@ class VideoReader:
         threads: int = 0,
         deinterlace: DeinterlaceMode = "auto",
         field_rate: bool = False,
-        layout: Literal["rgb24", "yuv"] = "rgb24",
+        layout: Literal["rgb24", "rgb", "yuv"] = "rgb24",
         start: int | None = None,
         end: int | None = None,
         passthrough: bool = True,
@@ -143,8 +148,14 @@ class VideoReader:
             raise
         # "yuv": planar 4:2:0 at the source's depth for the device path; odd sizes have no 4:2:0 planes
         # that PyAV packs, so they stay rgb24 (the caller reads `layout` to know which it got).
+        # "rgb": 16-bit RGB (rgb48le) for sources deeper than 8 bits, so the model sees their precision.
         even = self.format.width % 2 == 0 and self.format.height % 2 == 0
-        self.layout: PixelLayout = yuv_layout(self.format.pix_fmt) if layout == "yuv" and even else "rgb24"
+        deep = yuv_layout(self.format.pix_fmt) == "yuv420p10le"
+        self.layout: PixelLayout = "rgb24"
+        if layout == "yuv" and even:
+            self.layout = yuv_layout(self.format.pix_fmt)
+        elif layout == "rgb" and deep:
+            self.layout = "rgb48le"
         self._letterbox = Letterbox(self.format.width, self.format.height)
         self._src_matrix = colour.sws_matrix(self.format.colorspace)
         self.passthrough: list[Stream] = [s for s in self._container.streams if s.type in PASSTHROUGH_TYPES]
@@ -246,11 +257,11 @@ class VideoReader:
         if self.stats.first_pts is None:
             self.stats.first_pts = picture.pts
         self.stats.last_pts = picture.pts
-        if self.layout == "rgb24":
+        if self.layout in ("rgb24", "rgb48le"):
             rgb = picture.reformat(
-                format="rgb24", src_colorspace=self._src_matrix, src_color_range=self.format.color_range
+                format=self.layout, src_colorspace=self._src_matrix, src_color_range=self.format.color_range
             ).to_ndarray()
-            return Frame(np.ascontiguousarray(rgb), picture.pts)
+            return Frame(np.ascontiguousarray(rgb), picture.pts, self.layout)
         # Planar 4:2:0 as decoded (no conversion when the source already is), colour maths left to the GPU.
         planes = picture.reformat(format=self.layout).to_ndarray()
         return Frame(np.ascontiguousarray(planes), picture.pts, self.layout)

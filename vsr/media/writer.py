@@ -171,15 +171,18 @@ class VideoWriter:
     def write_frame(self, pixels: np.ndarray, pts: int, layout: PixelLayout = "rgb24") -> None:
         """Encode one picture at `pts` (source time base units).
 
-        rgb24: (height, width, 3) uint8, converted with the source's matrix and range. yuv420p/yuv420p10le:
+        rgb24/rgb48le: (height, width, 3) uint8/uint16, converted with the output's matrix and the source's
+        range. yuv420p/yuv420p10le:
         PyAV's packed planes, already in the source's matrix and range (the GPU path converts there).
         Pictures come at `frame_size`; one that differs from the encoder's size is resampled (Lanczos).
         """
         ctx = self._video.codec_context
         h, w = self._size
-        if layout == "rgb24":
-            if pixels.shape != (h, w, 3) or pixels.dtype != np.uint8:
-                raise ValueError(f"expected {(h, w, 3)} uint8, got {pixels.shape} {pixels.dtype}")
+        rgb = layout in ("rgb24", "rgb48le")
+        if rgb:
+            dtype = np.uint8 if layout == "rgb24" else np.uint16
+            if pixels.shape != (h, w, 3) or pixels.dtype != dtype:
+                raise ValueError(f"expected {(h, w, 3)} {dtype.__name__}, got {pixels.shape} {pixels.dtype}")
             if not self._resample and (h, w) != (
                 ctx.height,
                 ctx.width,
@@ -197,7 +200,7 @@ class VideoWriter:
         size = (
             {"width": ctx.width, "height": ctx.height, "interpolation": "LANCZOS"} if self._resample else {}
         )
-        if layout == "rgb24":
+        if rgb:
             frame = frame.reformat(
                 format=ctx.pix_fmt,
                 dst_colorspace=colour.sws_matrix(self.matrix),

@@ -33,6 +33,7 @@ class ShippedModel:
     onnx: Path
     weights: Path
     entry: dict[str, Any]  # params, GFLOPs, metrics, training recipe, hashes
+    onnx16: Path | None = None  # uint16 I/O variant for sources deeper than 8 bits
 
 
 def load_manifest(root: Path | None = None) -> dict[str, Any]:
@@ -46,7 +47,10 @@ def shipped_models(root: Path | None = None) -> dict[str, ShippedModel]:
     root = root or engines_dir()
     models = {}
     for name, entry in load_manifest(root)["models"].items():
-        models[name] = ShippedModel(get_spec(name), root / entry["onnx"], root / entry["weights"], entry)
+        deep = root / entry["onnx16"] if "onnx16" in entry else None
+        models[name] = ShippedModel(
+            get_spec(name), root / entry["onnx"], root / entry["weights"], entry, deep
+        )
     return models
 
 

@@ -51,8 +51,10 @@ class Uint8Io(nn.Module):
         return y[:, :, m * s : y.shape[2] - m * s, m * s : y.shape[3] - m * s].float()
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.float_forward(x.permute(0, 3, 1, 2).to(self.dtype) * (1.0 / 255.0))
-        return (y * 255.0).round().clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+        # uint8 in, uint8 out; or 16-bit codes (10-bit and deeper sources) in and out.
+        top = 255.0 if x.dtype == torch.uint8 else 65535.0
+        y = self.float_forward(x.permute(0, 3, 1, 2).to(self.dtype) * (1.0 / top))
+        return (y * top).round().clamp(0.0, top).to(x.dtype).permute(0, 2, 3, 1)
 
 
 def load_model(spec: ModelSpec, weights: Path) -> nn.Module:
@@ -70,15 +72,19 @@ def export_onnx(
     margin: int = 0,
     sample_size: tuple[int, int] = (64, 64),
     dtype: torch.dtype = torch.float32,
+    deep: bool = False,
 ) -> Path | BinaryIO:
     """Write `model` as an ONNX graph with uint8 NHWC I/O and dynamic batch, height and width.
 
     With dtype float16/bfloat16 the weights and the body run in that type (casts at the uint8 edges):
-    the strongly typed graph TensorRT 10.12+ and 11 build reduced-precision engines from.
+    the strongly typed graph TensorRT 10.12+ and 11 build reduced-precision engines from. deep=True writes
+    the 16-bit variant: uint16 NHWC in and out (the CPU path of 10-bit and deeper sources).
     """
     net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)  # .to() works in place
     wrapped = Uint8Io(net, dtype, scale=scale, margin=margin).eval()
-    dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=torch.uint8)
+    # The TorchScript exporter has no uint16: the deep variant is traced with int32 (same graph, the codes
+    # scaled by 65535) and retyped to uint16 afterwards, at its input and at its final Cast.
+    dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=torch.int32 if deep else torch.uint8)
     with torch.no_grad():
         torch.onnx.export(
             wrapped,
@@ -93,7 +99,37 @@ def export_onnx(
             opset_version=BF16_OPSET if dtype == torch.bfloat16 else OPSET,
             dynamo=False,
         )
+    if deep:
+        _retype_int32_io_to_uint16(out)
     return out
+
+
+def _retype_int32_io_to_uint16(target: Path | BinaryIO) -> None:
+    import onnx
+
+    if isinstance(target, Path):
+        graph = onnx.load(str(target))
+    else:
+        target.seek(0)
+        graph = onnx.load_from_string(target.read())
+    for value in (*graph.graph.input, *graph.graph.output):
+        value.type.tensor_type.elem_type = onnx.TensorProto.UINT16
+    producer = {o: n for n in graph.graph.node for o in n.output}
+    # The output is produced by Transpose(Cast(to=INT32)): retype that Cast.
+    node = producer[graph.graph.output[0].name]
+    while node.op_type != "Cast":
+        node = producer[node.input[0]]
+    for attr in node.attribute:
+        if attr.name == "to":
+            attr.i = onnx.TensorProto.UINT16
+    onnx.checker.check_model(graph)
+    data = graph.SerializeToString()
+    if isinstance(target, Path):
+        target.write_bytes(data)
+    else:
+        target.seek(0)
+        target.truncate()
+        target.write(data)
 
 
 def sha256(path: Path) -> str:

@@ -114,6 +114,8 @@ def ship(
     shutil.copyfile(run_dir / "model.safetensors", weights)
     model = load_model(spec, weights)
     export_onnx(model, onnx_path, scale=spec.scale, margin=spec.edge_margin)
+    deep_path = root / f"{name}.u16.onnx"  # the same model with uint16 I/O, for 10-bit and deeper sources
+    export_onnx(model, deep_path, scale=spec.scale, margin=spec.edge_margin, deep=True)
     config = json.loads((run_dir / "config.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
     entry: dict[str, Any] = {
@@ -126,7 +128,8 @@ def ship(
         "gflops_1080p": round(gflops_per_frame(model), 1),
         "weights": weights.name,
         "onnx": onnx_path.name,
-        "sha256": {weights.name: sha256(weights), onnx_path.name: sha256(onnx_path)},
+        "onnx16": deep_path.name,
+        "sha256": {p.name: sha256(p) for p in (weights, onnx_path, deep_path)},
         "training": {
             "command": _training_command(config),
             "recipe": recipe,

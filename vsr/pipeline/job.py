@@ -174,7 +174,8 @@ class UpscaleJob:
         req = self.request
         check_paths(req)
         reader_options: dict[str, Any] = {"deinterlace": req.deinterlace, "field_rate": req.field_rate}
-        reader_options["layout"] = "yuv" if self.device_path is not None else "rgb24"
+        deep = all(getattr(m, "supports_deep", False) for m in self.models)
+        reader_options["layout"] = "yuv" if self.device_path is not None else ("rgb" if deep else "rgb24")
         reader_options.update(start=req.start_pts, end=req.end_pts, passthrough=not req.video_only)
         with VideoReader(req.input, threads=req.decode_threads, **reader_options) as reader:
             fmt = reader.format
@@ -195,7 +196,8 @@ class UpscaleJob:
                 passthrough=not req.video_only,
                 frame_size=(frame_w, frame_h),
             ) as writer:
-                if reader.layout != "rgb24":
+                self._out_layout = reader.layout
+                if reader.layout.startswith("yuv"):
                     assert self.device_path is not None
                     self.device_path, batch = self.device_path.planned(fmt.height, fmt.width, req.scale)
                     self._batch = batch or req.batch
