@@ -308,6 +308,12 @@ class VideoWriter:
             if stream.index not in kept:
                 self._drop(f"{what} not copied: only audio, subtitles and attachments are")
                 continue
+            if stream.type == "audio" and not (
+                stream.codec_context.sample_rate and stream.codec_context.channels
+            ):
+                # An empty or broken track (no packets were ever probed): muxers refuse it in the header.
+                self._drop(f"{what} dropped: no sample rate or channels (an empty or broken track)")
+                continue
             if isinstance(stream, av.stream.AttachmentStream) and self._container.format.name != "matroska":
                 # Other muxers accept the stream and then fail to write the header.
                 self._drop(f"{what} dropped: only mkv holds attachments")
