@@ -116,3 +116,38 @@ def test_22_ts_timestamps_across_the_33_bit_wrap_stay_continuous(
         pts = sorted(p.pts * s.time_base for p in c.demux(s) if p.pts is not None)
     steps = np.diff([float(p) for p in pts])
     assert len(pts) == 50 and np.allclose(steps, 0.04, atol=0.0011)  # no jump back by 2^33 ticks
+
+
+def test_22_delayed_audio_keeps_its_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Audio that starts half a second after the video (a capture artefact) must stay half a second late.
+    clip = mf.make_clip(tmp_path / "c.mkv", frames=24, audio_tracks=1)
+    delayed = tmp_path / "delayed.mkv"
+    with av.open(str(clip.path)) as inp, av.open(str(delayed), "w") as out:
+        streams = {
+            s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")
+        }
+        for packet in inp.demux(*[inp.streams[i] for i in streams]):
+            if not packet.size:  # the demuxer's end-of-stream marker
+                continue
+            if packet.stream.type == "audio":
+                shift = int(Fraction(1, 2) / packet.time_base)
+                packet.pts = packet.pts + shift
+                packet.dts = None if packet.dts is None else packet.dts + shift
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    code, report, _ = _run(delayed, tmp_path / "o.mkv", capsys)
+    assert code == 0 and report is not None
+
+    def first_times(path: Path) -> tuple[Fraction, Fraction]:
+        with av.open(str(path)) as c:
+            v = c.streams.video[0]
+            tv = min(p.pts * v.time_base for p in c.demux(v) if p.pts is not None)
+        with av.open(str(path)) as c:
+            a = c.streams.audio[0]
+            ta = min(p.pts * a.time_base for p in c.demux(a) if p.pts is not None)
+        return tv, ta
+
+    (sv, sa), (ov, oa) = first_times(delayed), first_times(tmp_path / "o.mkv")
+    # (0.5 s less the AAC encoder's priming of 1024 samples, which the fixture's audio starts with)
+    assert sa - sv == pytest.approx(0.5 - 1024 / 48000, abs=0.002)
+    assert oa - ov == pytest.approx(float(sa - sv), abs=0.002)
