@@ -109,6 +109,25 @@ def test_real_damage_is_concealed_counted_and_exits_1(
     ]  # FFmpeg's own log lines are counted, not printed
 
 
+def test_a_mostly_garbage_stream_is_given_up_with_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The thresholds are lowered so that a small damaged fixture crosses them (in real use: 500 packets).
+    from vsr.media import reader
+
+    clip = mf.make_clip(tmp_path / "c.h264", frames=48, audio_tracks=0, keyint=12)
+    data = bytearray(clip.path.read_bytes())
+    rng = random.Random(1)
+    for _ in range(400):
+        data[rng.randrange(200, len(data))] ^= 0xFF
+    (tmp_path / "garbage.h264").write_bytes(bytes(data))
+    monkeypatch.setattr(reader, "GIVE_UP_REJECTED", 0)
+    monkeypatch.setattr(reader, "GIVE_UP_RATIO", 0)
+    assert main(["upscale", str(tmp_path / "garbage.h264"), str(tmp_path / "o.mkv")]) == 2
+    err = capsys.readouterr().err
+    assert "too damaged" in err and err.count("\n") == 1 and not (tmp_path / "o.mkv").exists()
+
+
 def test_concealed_damage_exits_1(monkeypatch: pytest.MonkeyPatch, sd_mp4: mf.Clip, tmp_path: Path) -> None:
     # FFmpeg conceals most damage silently; what the reader does count must reach the user as exit code 1.
     from vsr.pipeline import UpscaleJob

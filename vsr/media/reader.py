@@ -37,6 +37,11 @@ def yuv_layout(pix_fmt: str) -> PixelLayout:
     return "yuv420p10le" if deep else "yuv420p"
 
 
+# Damage is concealed and counted; the reader gives up only when the rejected packets are both many and
+# far more than the frames that decoded (the file is mostly garbage, not a video with scratches).
+GIVE_UP_REJECTED = 500
+GIVE_UP_RATIO = 2
+
 # Header rates above this are nominal placeholders (mkv/flv 1000 fps, DV 60000 fps), not a real guess.
 MAX_PLAUSIBLE_FPS = 300
 
@@ -230,6 +235,12 @@ class VideoReader:
             decoded = self._stream.decode(packet)
         except av.error.InvalidDataError:
             self.stats.decode_errors += 1
+            rejected, frames = self.stats.decode_errors, self.stats.frames
+            if rejected > GIVE_UP_REJECTED and rejected > GIVE_UP_RATIO * frames:
+                raise BadInputError(
+                    f"{self.path}: too damaged: {rejected} video packets rejected against {frames} frames "
+                    "decoded; giving up"
+                ) from None
             return
         for picture in decoded:
             if (picture.width, picture.height) != (self.format.width, self.format.height):
