@@ -69,6 +69,7 @@ def make_clip(
     sar: Fraction | None = None,
     rotation: int = 0,
     interlaced: bool = False,
+    bottom_field_first: bool = False,
     audio_tracks: int = 1,
     subtitles: bool = False,
     attachment: bool = False,
@@ -82,7 +83,7 @@ def make_clip(
     pts = _vfr_pts(frames) if vfr else tuple(round(i * 1000 / rate) for i in range(frames))
     matrix, primaries, trc, colorspace = COLOURS[colours]
     colour_range = 2 if full_range else 1
-    x264 = "tff=1" if interlaced else "bframes=2"
+    x264 = ("bff=1" if bottom_field_first else "tff=1") if interlaced else "bframes=2"
     if keyint is not None:
         x264 += f":keyint={keyint}:min-keyint={keyint}:scenecut=0"
     srt = _write_srt(path, int(pts[-1] * MS * 1000)) if subtitles else None

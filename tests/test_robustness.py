@@ -174,12 +174,18 @@ def test_interlaced_source_is_deinterlaced_with_timing_kept(
 ) -> None:
     import json
 
-    out = tmp_path / "o.mkv"
-    assert main(["upscale", str(interlaced_mkv.path), str(out), "--json", "--preset", "ultrafast"]) == 0
-    assert json.loads(capsys.readouterr().out)["deinterlaced"] is True
-    assert _pts_seconds(out) == sorted(interlaced_mkv.seconds())
-    with av.open(str(out)) as c:
-        assert c.streams.video[0].codec_context.field_order in (0, 1)  # unknown or progressive
+    bff = mf.make_clip(tmp_path / "bff.mkv", width=176, height=144, frames=6, interlaced=True,
+                       bottom_field_first=True, audio_tracks=0)  # fmt: skip
+    with av.open(str(bff.path)) as c:
+        assert c.streams.video[0].codec_context.field_order == 3  # bb: the fixture really is BFF
+    for clip in (interlaced_mkv, bff):
+        out = tmp_path / "o.mkv"
+        argv = ["upscale", str(clip.path), str(out), "--json", "--preset", "ultrafast", "--overwrite"]
+        assert main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["deinterlaced"] is True
+        assert _pts_seconds(out) == sorted(clip.seconds())
+        with av.open(str(out)) as c:
+            assert c.streams.video[0].codec_context.field_order in (0, 1)  # unknown or progressive
 
 
 def test_field_rate_gives_one_frame_per_field(interlaced_mkv: mf.Clip, tmp_path: Path) -> None:
