@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# The recipe of the models trained on a 2-core CPU (espcn-x2 and dncnn-color): two runs side by side,
-# one torch thread each, each with a wall-clock budget that ends its cosine schedule.
-# Usage: recipes/train_cpu.sh DATA_DIR OUT_DIR   (DATA_DIR: a copy of ../shared/data)
+# The recipe of the models trained on a 2-core CPU: two runs side by side, one torch thread each, each
+# with a wall-clock budget that ends its cosine schedule.
+# Usage: recipes/train_cpu.sh DATA_DIR OUT_DIR [STAGE]   (DATA_DIR: a copy of ../shared/data)
+#   stage 1: espcn-x2 (70 min) and the first dncnn-color run (40 min)
+#   stage 2: dncnn-color fine-tuned from stage 1 for 120 min (--init, lower peak rate, larger patches)
+#            and vdsr-x2 from scratch (He initialisation) for 100 min
 set -u
 data=$1
 out=$2
+stage=${3:-1}
 mkdir -p "$out"
 common=(--data "$data/sr-train/BSD400" --val-data "$data/sr-eval/Set5" --steps 10000000 --val-every 500
         --batch 16 --threads 1)
-vsr train --model espcn-x2 --out "$out/espcn-x2" "${common[@]}" --patch 96 --lr 1e-3 --minutes 70 \
-  >"$out/espcn-x2.log" 2>&1 &
-vsr train --model dncnn-color --out "$out/dncnn-color" "${common[@]}" --patch 48 --lr 1e-3 --minutes 40 \
-  --jitter 0 >"$out/dncnn-color.log" 2>&1 &
+if [ "$stage" = 1 ]; then
+  vsr train --model espcn-x2 --out "$out/espcn-x2" "${common[@]}" --patch 96 --lr 1e-3 --minutes 70 \
+    >"$out/espcn-x2.log" 2>&1 &
+  vsr train --model dncnn-color --out "$out/dncnn-color" "${common[@]}" --patch 48 --lr 1e-3 --minutes 40 \
+    --jitter 0 >"$out/dncnn-color.log" 2>&1 &
+else
+  vsr train --model dncnn-color --out "$out/dncnn-color-ft" "${common[@]}" --patch 64 --lr 3e-4 \
+    --minutes 120 --jitter 0 --init "$out/dncnn-color/model.safetensors" >"$out/dncnn-color-ft.log" 2>&1 &
+  vsr train --model vdsr-x2 --out "$out/vdsr-x2" "${common[@]}" --val-every 250 --patch 42 --lr 3e-4 \
+    --minutes 100 >"$out/vdsr-x2.log" 2>&1 &
+fi
 wait

@@ -70,6 +70,7 @@ def _training_command(config: dict[str, Any]) -> str:
         "seed",
         "device",
         "threads",
+        "init",
     )
     parts = ["vsr train"]
     for k in keys:
