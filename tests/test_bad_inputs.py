@@ -151,3 +151,16 @@ def test_22_delayed_audio_keeps_its_offset(tmp_path: Path, capsys: pytest.Captur
     # (0.5 s less the AAC encoder's priming of 1024 samples, which the fixture's audio starts with)
     assert sa - sv == pytest.approx(0.5 - 1024 / 48000, abs=0.002)
     assert oa - ov == pytest.approx(float(sa - sv), abs=0.002)
+
+
+def test_tags_that_are_not_utf8_do_not_stop_the_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found by fuzzing: PyAV decoded tags strictly and raised while merely opening the file (exit 3).
+    clip = mf.make_clip(tmp_path / "c.mkv", frames=6)
+    data = clip.path.read_bytes()
+    assert data.count(b"vsr fixture") == 1  # the container title written by the fixture
+    latin1 = tmp_path / "latin1.mkv"
+    latin1.write_bytes(data.replace(b"vsr fixture", "vsr f\xeftur\xe9 ".encode("latin-1")[:11]))
+    code, report, _ = _run(latin1, tmp_path / "o.mkv", capsys)
+    assert code == 0 and report is not None and report["frames"] == 6

@@ -17,6 +17,11 @@ PEEK_FRAMES = 3
 PEEK_PACKETS = 64
 
 
+# Tags that are not valid UTF-8 (damaged or legacy-encoded files) are read with replacement characters:
+# a strict decode would make PyAV raise while merely opening the file.
+METADATA_ERRORS = "replace"
+
+
 def open_input(path: Path) -> InputContainer:
     """Open `path` for demuxing, or raise BadInputError with a one-line reason."""
     if not path.exists():
@@ -26,7 +31,7 @@ def open_input(path: Path) -> InputContainer:
     if path.stat().st_size == 0:
         raise BadInputError(f"{path}: file is empty (0 bytes)")
     try:
-        return av.open(str(path), mode="r")
+        return av.open(str(path), mode="r", metadata_errors=METADATA_ERRORS)
     except OSError as exc:  # before FFmpegError: av.error.PermissionError is both
         raise BadInputError(f"{path}: cannot open ({exc.strerror or exc})") from exc
     except av.error.FFmpegError as exc:
@@ -68,7 +73,7 @@ def tag_rotation(stream: VideoStream) -> int:
 def peek_frames(path: Path, index: int) -> tuple[int, bool, HdrMetadata | None]:
     """(rotation, interlaced, HDR metadata) from the first few decoded frames of stream `index`."""
     rotation, interlaced, hdr = 0, False, None
-    with av.open(str(path), mode="r") as container:
+    with av.open(str(path), mode="r", metadata_errors=METADATA_ERRORS) as container:
         stream = container.streams[index]
         frames: list[av.VideoFrame] = []
         try:

@@ -16,7 +16,7 @@ from av.container import OutputContainer
 from av.stream import Stream
 from av.video.stream import VideoStream
 
-from vsr.errors import UsageError
+from vsr.errors import BadInputError, UsageError
 from vsr.media import colour
 from vsr.media.hdr import HLG, PQ
 from vsr.media.reader import PixelLayout, VideoFormat, VideoReader
@@ -113,6 +113,8 @@ class VideoWriter:
             self._tmp.unlink(missing_ok=True)
             raise UsageError(f"{target}: cannot write this kind of file ({exc})") from exc
         self._last_dts: int | None = None
+        self._copy_dts: dict[int, int] = {}  # last dts muxed per copied input stream
+        self._copy_skipped: dict[int, int] = {}  # packets skipped per input stream (dts going backwards)
         try:
             if video_from is None:
                 self._video = self._add_video(width, height, options)
@@ -148,8 +150,15 @@ class VideoWriter:
         if packet.pts is not None:
             self._span(int(packet.pts * packet.time_base / self._fmt.time_base))
         packet.stream = self._video
-        self._container.mux(packet)
+        self._mux(packet)
         self.frames_written += 1
+
+    def _mux(self, packets: av.Packet | list[av.Packet]) -> None:
+        try:
+            self._container.mux(packets)
+        except (av.error.ArgumentError, av.error.InvalidDataError) as exc:
+            # The muxer refuses what the input carried (a damaged stream's parameters or timestamps).
+            raise BadInputError(f"{self.target}: the output cannot be written: {exc}") from exc
 
     def _span(self, pts: int) -> None:
         self.first_pts = pts if self.first_pts is None else min(self.first_pts, pts)
@@ -157,11 +166,19 @@ class VideoWriter:
 
     def write_packet(self, packet: av.Packet) -> None:
         """Stream-copy one passthrough packet, untouched; packets of dropped streams are ignored."""
-        out = self._copies.get(packet.stream.index)
+        index = packet.stream.index
+        out = self._copies.get(index)
         if out is None:
             return
+        last = self._copy_dts.get(index)
+        if packet.dts is not None and last is not None and packet.dts <= last:
+            # Damaged timestamps in a copied stream: the muxer would refuse the whole file for one packet.
+            self._copy_skipped[index] = self._copy_skipped.get(index, 0) + 1
+            return
+        if packet.dts is not None:
+            self._copy_dts[index] = packet.dts
         packet.stream = out
-        self._container.mux(packet)
+        self._mux(packet)
 
     @property
     def pix_fmt(self) -> str:
@@ -211,12 +228,14 @@ class VideoWriter:
             frame = frame.reformat(format=ctx.pix_fmt, **size)
         frame.pts = pts
         frame.time_base = self._fmt.time_base
-        self._container.mux(self._video.encode(frame))
+        self._mux(self._video.encode(frame))
         self.frames_written += 1
 
     def commit(self) -> Path:
         """Flush the encoder, close the file and rename it onto the target."""
-        self._container.mux(self._video.encode(None))
+        self._mux(self._video.encode(None))
+        for index, n in self._copy_skipped.items():
+            self.warnings.append(f"stream #{index}: {n} packets with timestamps going backwards skipped")
         if self._pts_bumped:
             self.warnings.append(
                 f"{self._pts_bumped} frames had non-increasing pts; each moved one tick later"
@@ -308,9 +327,8 @@ class VideoWriter:
             if stream.index not in kept:
                 self._drop(f"{what} not copied: only audio, subtitles and attachments are")
                 continue
-            if stream.type == "audio" and not (
-                stream.codec_context.sample_rate and stream.codec_context.channels
-            ):
+            ctx = stream.codec_context
+            if stream.type == "audio" and not (ctx is not None and ctx.sample_rate and ctx.channels):
                 # An empty or broken track (no packets were ever probed): muxers refuse it in the header.
                 self._drop(f"{what} dropped: no sample rate or channels (an empty or broken track)")
                 continue

@@ -31,6 +31,7 @@ import av
 from vsr.backends import Backend
 from vsr.errors import BadInputError
 from vsr.media import VideoReader, VideoWriter
+from vsr.media._input import METADATA_ERRORS
 from vsr.pipeline.job import JobResult, Progress, UpscaleJob, UpscaleRequest, check_paths
 
 MANIFEST_VERSION = 1
@@ -73,7 +74,7 @@ def segment_starts(path: Path, seconds: float, reader_tb: Fraction) -> list[int]
     starts: list[int] = []
     with VideoReader(path) as probe:
         index, tb = probe.video_stream.index, probe.video_stream.time_base
-    with av.open(str(path)) as container:
+    with av.open(str(path), metadata_errors=METADATA_ERRORS) as container:
         for packet in container.demux(container.streams[index]):
             if not packet.is_keyframe or packet.pts is None:
                 continue
