@@ -52,7 +52,11 @@ def main_video_stream(container: InputContainer, path: Path) -> VideoStream:
     # Image demuxers (png_pipe, jpeg_pipe, image2) open a still as a one-frame "video".
     if fmt.endswith("_pipe") or fmt == "image2":
         raise BadInputError(f"{path}: a still image ({fmt}), not a video")
-    sized = [s for s in videos if s.codec_context.width > 0 and s.codec_context.height > 0]
+    sized = [
+        s
+        for s in videos
+        if s.codec_context is not None and s.codec_context.width > 0 and s.codec_context.height > 0
+    ]
     if not sized:
         raise BadInputError(f"{path}: not a video (no picture size; nothing decodable)")
     stream = max(sized, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
