@@ -346,3 +346,11 @@ def test_ten_bit_source_keeps_ten_bits_on_the_cpu_path(backend: str, tmp_path: P
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
         row = next(c.decode(video=0)).to_ndarray()[16, 40:472]  # a middle row, away from the edges
     assert len(np.unique(row)) > 180  # 216 codes span this stretch; 8-bit RGB leaves about 60 of them
+
+
+def test_unknown_colorspace_is_refused_before_any_work(
+    sd_mp4: mf.Clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["upscale", str(sd_mp4.path), str(tmp_path / "o.mkv"), "--colorspace", "rec709x"]) == 2
+    assert "unknown --colorspace 'rec709x'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
