@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vsr.backends.ort_backend import OrtBackend  # noqa: E402
-from vsr.media import Frame, VideoReader, VideoWriter  # noqa: E402
+from vsr.bench import naive_loop  # noqa: E402
+from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter  # noqa: E402
 from vsr.models.artefacts import shipped_model  # noqa: E402
 from vsr.pipeline.job import UpscaleJob, UpscaleRequest  # noqa: E402
 
@@ -128,17 +129,7 @@ def time_e2e(clip: Path, out: Path, backend: OrtBackend, scale: int) -> float:
 
 def time_naive(clip: Path, out: Path, backend: OrtBackend, scale: int) -> float:
     """One thread, one frame at a time: decode → model → encode, audio copied as the pipeline does."""
-    start = time.perf_counter()
-    with VideoReader(clip) as reader:
-        fmt = reader.format
-        with VideoWriter(out, source=reader, width=fmt.width * scale, height=fmt.height * scale) as writer:
-            for item in reader:
-                if isinstance(item, Frame):
-                    writer.write_frame(backend.run(item.pixels[None])[0], item.pts)
-                else:
-                    writer.write_packet(item)
-            writer.commit()
-            return writer.frames_written / (time.perf_counter() - start)
+    return naive_loop(clip, backend, scale, EncodeOptions(), out)
 
 
 def measure(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, dict[str, Any]]:

@@ -209,9 +209,7 @@ def end_to_end(
         if cuda:
             from vsr.pipeline.device import DevicePath
 
-            pre = model.spec.family == "pre-upsampling"
-            device = _torch_device(choice.device)
-            path = DevicePath(device, auto=batch is None, features=_features(model), pre_upsampling=pre)
+            path = DevicePath.for_chain(_torch_device(choice.device), [model.spec], auto=batch is None)
             path, planned = path.planned(fmt.height, fmt.width, model.spec.scale)
             size = batch or planned or 2
             out_pixels, gpu_stages = _device_stages(backend, path, pixels, size, fmt, layout)
@@ -231,7 +229,7 @@ def end_to_end(
         )
         result = UpscaleJob(request, [backend], device_path=path).run()
     with open_backend(choice, model, precision="fp32") as fp32:  # type: ignore[arg-type]
-        naive = _naive(clip, fp32, model.spec.scale, encode, out_dir / "naive.mkv")
+        naive = naive_loop(clip, fp32, model.spec.scale, encode, out_dir / "naive.mkv")
     slowest = min(stages.values())
     return EndToEnd(
         clip=str(clip),
@@ -256,22 +254,16 @@ def _torch_device(name: str) -> Any:
     return torch.device(name)
 
 
-def _features(model: ShippedModel) -> int:
-    f = model.spec.kwargs.get("features", 64)
-    return max(f) if isinstance(f, tuple | list) else int(f)
-
-
 def _device_stages(
     backend: Any, path: Any, pixels: list[np.ndarray], size: int, fmt: Any, layout: str
 ) -> tuple[list[np.ndarray], dict[str, float]]:
     """Upload, compute and download alone on the device path (pinned buffers, data already on the device)."""
     import torch
 
-    from vsr.media.colour import RANGE_FULL
     from vsr.pipeline.device import yuv_chain
     from vsr.pipeline.yuv import YuvSpec
 
-    spec = YuvSpec(fmt.colorspace, fmt.color_range == RANGE_FULL, 10 if layout == "yuv420p10le" else 8)
+    spec = YuvSpec.of(fmt, layout)
     run = yuv_chain([backend], fmt.height, spec, spec, path)
     cuda = path.device.type == "cuda"
     batches = [np.stack(pixels[i : i + size]) for i in range(0, len(pixels), size)]
@@ -304,12 +296,11 @@ def _host_to_host(
 ) -> tuple[float, float]:
     """(staged fps, naive fps) from host frames to host frames, no decode or encode."""
     from vsr.backends.torch_backend import TorchBackend
-    from vsr.media.colour import RANGE_FULL
     from vsr.pipeline.device import yuv_chain
     from vsr.pipeline.staging import DeviceStager
     from vsr.pipeline.yuv import YuvSpec
 
-    spec = YuvSpec(fmt.colorspace, fmt.color_range == RANGE_FULL, 10 if layout == "yuv420p10le" else 8)
+    spec = YuvSpec.of(fmt, layout)
     batches = [np.stack(pixels[i : i + size]) for i in range(0, len(pixels), size)]
     with DeviceStager(yuv_chain([backend], fmt.height, spec, spec, path), path.device) as stager:
         stager.submit(batches[0])  # warm-up
@@ -347,13 +338,14 @@ def _encode_alone(
             return len(pixels) / (time.perf_counter() - t0)
 
 
-def _naive(clip: Path, backend: Any, scale: int, encode: EncodeOptions, out: Path) -> float:
-    """The loop the issue compares against: one frame at a time, fp32, synchronous, colour on the CPU."""
+def naive_loop(clip: Path, backend: Any, scale: int, encode: EncodeOptions, out: Path) -> float:
+    """Fps of the plain loop: one frame at a time through `backend`, synchronous, in one thread, audio
+    copied as the pipeline does; timed from opening the input, as a job's own fps is."""
+    t0 = time.perf_counter()
     with VideoReader(clip) as reader:
         fmt = reader.format
         size = {"width": fmt.width * scale, "height": fmt.height * scale}
         with VideoWriter(out, source=reader, options=encode, **size) as writer:
-            t0 = time.perf_counter()
             for item in reader:
                 if isinstance(item, Frame):
                     writer.write_frame(backend.run(item.pixels[None])[0], item.pts)

@@ -16,6 +16,7 @@ class OrtBackend:
 
     def __init__(self, onnx_path: Path, *, threads: int = 0, onnx16: Path | None = None) -> None:
         self._threads, self._onnx16 = threads, onnx16
+        self._inputs: dict[int, str] = {}
         self._session = self._open(onnx_path, "uint8")
         self._deep: ort.InferenceSession | None = None  # opened on the first 16-bit batch
         self.supports_deep = onnx16 is not None
@@ -34,6 +35,7 @@ class OrtBackend:
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1 or inputs[0].type != f"tensor({io_type})":
             raise ModelError(f"{onnx_path}: expected one {io_type} input and one output")
+        self._inputs[id(session)] = inputs[0].name  # looked up once, not on every batch
         return session
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -45,7 +47,7 @@ class OrtBackend:
             if self._deep is None:
                 self._deep = self._open(self._onnx16, "uint16")
             session = self._deep
-        return session.run(None, {session.get_inputs()[0].name: batch})[0]
+        return session.run(None, {self._inputs[id(session)]: batch})[0]
 
     def close(self) -> None:
         """Drop the session (ONNX Runtime frees it with the last reference)."""

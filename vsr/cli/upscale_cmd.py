@@ -196,7 +196,7 @@ def upscale_command(
             code = queue.run_queue(input, output, requests, run_one, names=names, reason=choice.reason)
             raise typer.Exit(code)
         result = run_one(requests[0])
-    record = {"model": names, "backend_reason": choice.reason, **dataclasses.asdict(result)}
+    record = result.report(names, choice.reason)
     if report is not None:
         report.write_text(json.dumps(record, indent=2) + "\n")
     if as_json:
@@ -220,16 +220,9 @@ def _device_path(chain: list[ShippedModel], batch: int | None, tile: int | None)
 
     from vsr.pipeline.device import DevicePath
 
-    def widest(kwargs: dict) -> int:
-        f = kwargs.get("features", 64)
-        return max(f) if isinstance(f, tuple | list) else int(f)
-
-    return DevicePath(
-        torch.device("cuda"),
-        tile=tile or None,
-        auto=batch is None and tile is None,
-        features=max(widest(m.spec.kwargs) for m in chain),
-        pre_upsampling=any(m.spec.family == "pre-upsampling" for m in chain),
+    specs = [m.spec for m in chain]
+    return DevicePath.for_chain(
+        torch.device("cuda"), specs, tile=tile or None, auto=batch is None and tile is None
     )
 
 

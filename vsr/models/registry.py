@@ -33,6 +33,12 @@ class ModelSpec:
     # within 3 and lose PSNR near the border with a margin, so they keep 0.
     edge_margin: int = 0
 
+    @property
+    def widest_features(self) -> int:
+        """The widest activation the architecture keeps (64 where its hyper-parameters do not say)."""
+        f = self.kwargs.get("features", 64)
+        return max(f) if isinstance(f, tuple | list) else int(f)
+
     def build(self) -> Any:
         """Instantiate the torch module (imports torch)."""
         module_name, cls_name = self.arch.split(":")

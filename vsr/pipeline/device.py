@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from vsr.models.registry import ModelSpec
 from vsr.pipeline.staging import DeviceFn
 from vsr.pipeline.tiling import plan_for_memory, run_tiled
 from vsr.pipeline.yuv import YuvSpec, rgb_to_yuv420, yuv420_to_rgb
@@ -40,6 +41,19 @@ class DevicePath:
     auto: bool = False  # choose batch and tile from free device memory once the frame size is known
     features: int = 64  # widest activation of the chain, for the memory estimate
     pre_upsampling: bool = False  # whether some model of the chain works at the output size
+
+    @classmethod
+    def for_chain(
+        cls, device: torch.device, specs: Sequence[ModelSpec], *, tile: int | None = None, auto: bool = False
+    ) -> DevicePath:
+        """The path for a model chain: its widest activation and family feed the memory plan."""
+        return cls(
+            device,
+            tile=tile,
+            auto=auto,
+            features=max(s.widest_features for s in specs),
+            pre_upsampling=any(s.family == "pre-upsampling" for s in specs),
+        )
 
     def planned(self, height: int, width: int, scale: int) -> tuple[DevicePath, int | None]:
         """With `auto` on CUDA: this path with the tile fitting free memory, and a batch size; else as is."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +102,10 @@ class JobResult:
     streams_dropped: tuple[str, ...] = ()
     # Output video span minus input video span (first to last pts), seconds: 0 unless frames were lost.
     duration_difference_s: float | None = None
+
+    def report(self, model: str, backend_reason: str) -> dict[str, Any]:
+        """The JSON report of a file (--json, --report, a queue's NAME.vsr.json)."""
+        return {"model": model, "backend_reason": backend_reason, **asdict(self)}
 
     @property
     def damaged(self) -> bool:
@@ -230,7 +234,6 @@ class UpscaleJob:
             )
 
     def _device_stager(self, reader: VideoReader, writer: VideoWriter) -> DeviceStager:
-        from vsr.media.colour import RANGE_FULL
         from vsr.media.reader import yuv_layout
         from vsr.pipeline.device import yuv_chain
         from vsr.pipeline.staging import DeviceStager
@@ -239,9 +242,8 @@ class UpscaleJob:
         assert self.device_path is not None
         fmt = reader.format
         self._out_layout = yuv_layout(writer.pix_fmt)
-        full = fmt.color_range == RANGE_FULL
-        source = YuvSpec(fmt.colorspace, full, 10 if reader.layout == "yuv420p10le" else 8)
-        target = YuvSpec(writer.matrix, full, 10 if self._out_layout == "yuv420p10le" else 8)
+        source = YuvSpec.of(fmt, reader.layout)
+        target = YuvSpec.of(fmt, self._out_layout, matrix=writer.matrix)
         run = yuv_chain(self.models, fmt.height, source, target, self.device_path)  # type: ignore[arg-type]
         return DeviceStager(run, self.device_path.device, slots=self.device_path.slots)
 

@@ -7,7 +7,6 @@ output still exists are skipped, everything else runs (failed files are retried)
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -96,7 +95,7 @@ def run_queue(
             say(f"{tag}: failed (internal error: {exc!r})")
         else:
             code = 1 if result.damaged else 0
-            record = {"model": names, "backend_reason": reason, **dataclasses.asdict(result)}
+            record = result.report(names, reason)
             report.write_text(json.dumps(record, indent=2) + "\n")
             files[key] = {
                 "status": "done",

@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vsr.media.colour import RANGE_FULL
+from vsr.media.reader import VideoFormat
+
 # (Kr, Kb) of each FFmpeg AVCOL_SPC matrix the pipeline converts with (see vsr.media.colour).
 _KR_KB = {
     1: (0.2126, 0.0722),  # bt709
@@ -33,6 +36,13 @@ class YuvSpec:
     matrix: int
     full_range: bool
     bits: int  # 8 or 10
+
+    @classmethod
+    def of(cls, fmt: VideoFormat, layout: str, matrix: int | None = None) -> YuvSpec:
+        """The spec of `layout` planes of a source `fmt`; `matrix` overrides its matrix (for the output)."""
+        return cls(
+            matrix or fmt.colorspace, fmt.color_range == RANGE_FULL, 10 if layout == "yuv420p10le" else 8
+        )
 
     @property
     def coefficients(self) -> tuple[float, float]:
