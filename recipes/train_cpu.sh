@@ -5,6 +5,8 @@
 #   stage 1: espcn-x2 (70 min) and the first dncnn-color run (40 min)
 #   stage 2: dncnn-color fine-tuned from stage 1 for 120 min (--init, lower peak rate, larger patches)
 #            and vdsr-x2 from scratch (He initialisation) for 100 min
+#   stage 3: dncnn-color fine-tuned from stage 2 for 75 min on a mix that draws strong JPEG (q10) about
+#            four times as often, and espcn-x3 (with the nearest-upsampled skip) from scratch for 75 min
 set -u
 data=$1
 out=$2
@@ -17,10 +19,16 @@ if [ "$stage" = 1 ]; then
     >"$out/espcn-x2.log" 2>&1 &
   vsr train --model dncnn-color --out "$out/dncnn-color" "${common[@]}" --patch 48 --lr 1e-3 --minutes 40 \
     --jitter 0 >"$out/dncnn-color.log" 2>&1 &
-else
+elif [ "$stage" = 2 ]; then
   vsr train --model dncnn-color --out "$out/dncnn-color-ft" "${common[@]}" --patch 64 --lr 3e-4 \
     --minutes 120 --jitter 0 --init "$out/dncnn-color/model.safetensors" >"$out/dncnn-color-ft.log" 2>&1 &
   vsr train --model vdsr-x2 --out "$out/vdsr-x2" "${common[@]}" --val-every 250 --patch 42 --lr 3e-4 \
     --minutes 100 >"$out/vdsr-x2.log" 2>&1 &
+else
+  vsr train --model dncnn-color --out "$out/dncnn-color-jpeg" "${common[@]}" --patch 64 --lr 1e-4 \
+    --minutes 75 --jitter 0 --init "$out/dncnn-color-ft/model.safetensors" --compressed-prob 0.6 \
+    --jpeg-qualities 10,10,10,15,15,20,30,40,60 --h264-crfs 28,33,38,43 >"$out/dncnn-color-jpeg.log" 2>&1 &
+  vsr train --model espcn-x3 --out "$out/espcn-x3" "${common[@]}" --patch 96 --lr 1e-3 --minutes 75 \
+    >"$out/espcn-x3.log" 2>&1 &
 fi
 wait

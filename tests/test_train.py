@@ -84,3 +84,44 @@ def test_tiny_run_learns_and_resumes(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     assert set(load_file(str(weights))) == set(state["model"])
+
+
+def test_denoise_mix_weights_repeated_levels_and_shares_their_copy() -> None:
+    from vsr.train.data import NoiseConfig
+
+    mix = NoiseConfig(compressed_prob=1.0, jpeg_qualities=(5, 5, 95), h264_crfs=())
+    sampler = PatchSampler(
+        [_smooth_image(0), _smooth_image(1)], scale=1, patch=32, batch=64, device=torch.device("cpu"),
+        augment_cfg=AugmentConfig(jitter_prob=0), seed=0, noise=mix,
+    )  # fmt: skip
+    for copies in sampler.compressed:
+        assert len(copies) == 3 and copies[0] is copies[1] and not torch.equal(copies[0], copies[2])
+    errors = torch.cat([(noisy - clean).abs().mean(dim=(1, 2, 3)) for noisy, clean in
+                        (sampler.sample() for _ in range(8))])  # fmt: skip
+    # q5 damages these smooth images far more than q95: the two populations split cleanly.
+    strong = (errors > errors.min() + (errors.max() - errors.min()) / 2).float().mean().item()
+    assert 0.55 < strong < 0.78  # drawn 2 times in 3
+
+
+def test_training_command_records_a_custom_denoise_mix(tmp_path: Path) -> None:
+    from vsr.models.ship import _training_command
+
+    config = TrainConfig(model="dncnn-color", data=tmp_path, out=tmp_path / "run").to_json()
+    assert "--jpeg-qualities" not in _training_command(config)  # defaults are not spelled out
+    config["noise"].update(compressed_prob=0.6, jpeg_qualities=[10, 10, 20], h264_crfs=[])
+    cmd = _training_command(config)
+    assert "--compressed-prob 0.6 --jpeg-qualities 10,10,20 --h264-crfs ''" in cmd
+    assert "--sigma-max" not in cmd
+
+
+def test_train_refuses_bad_codec_levels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vsr.cli import main
+
+    base = ["train", "--model", "dncnn-color", "--data", str(tmp_path), "--out", str(tmp_path / "run")]
+    assert main([*base, "--jpeg-qualities", "10,x"]) == 2
+    assert "comma-separated integers" in capsys.readouterr().err
+    assert main([*base, "--h264-crfs", "23,60"]) == 2
+    assert "0..51" in capsys.readouterr().err
+    assert main([*base, "--jpeg-qualities", "", "--h264-crfs", ""]) == 2
+    assert "at least one" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -42,15 +42,36 @@ def train_command(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Warm start from these weights (.safetensors)."),
     ] = None,
+    sigma_max: Annotated[
+        float, typer.Option(min=0, max=255, help="Denoiser: Gaussian σ drawn from 0..this (on 0..255).")
+    ] = 50.0,
+    compressed_prob: Annotated[
+        float, typer.Option(min=0, max=1, help="Denoiser: share of samples compressed instead of noised.")
+    ] = 0.5,
+    jpeg_qualities: Annotated[
+        str, typer.Option(help="Denoiser: JPEG qualities to draw from, comma list; repeat one to weight it.")
+    ] = "10,15,20,30,40,60,80",
+    h264_crfs: Annotated[
+        str, typer.Option(help="Denoiser: x264 CRFs to draw from, comma-separated (may be empty).")
+    ] = "23,28,33,38,43",
 ) -> None:
     """Train a model; writes OUT/model.safetensors and OUT/history.json."""
     try:
         from vsr.train.augment import AugmentConfig
+        from vsr.train.data import NoiseConfig
         from vsr.train.loop import TrainConfig, train
     except ImportError as exc:
         raise UsageError(f"training needs the train extra (pip install 'vsr[train]'): {exc}") from None
     if loss not in ("l1", "mse", "charbonnier"):
         raise UsageError(f"unknown loss {loss!r}; choose l1, mse or charbonnier")
+    noise = NoiseConfig(
+        sigma_max=sigma_max,
+        compressed_prob=compressed_prob,
+        jpeg_qualities=_levels(jpeg_qualities, "--jpeg-qualities", 1, 100),
+        h264_crfs=_levels(h264_crfs, "--h264-crfs", 0, 51),
+    )
+    if compressed_prob > 0 and not noise.levels():
+        raise UsageError("--compressed-prob > 0 needs at least one JPEG quality or x264 CRF")
     cfg = TrainConfig(
         model=model,
         data=data,
@@ -69,6 +90,7 @@ def train_command(
         threads=threads,
         amp=amp,
         init=init,
+        noise=noise,
         augment=AugmentConfig(
             flips=not no_flips,
             rotations=not no_rotations,
@@ -81,3 +103,14 @@ def train_command(
     )
     weights = train(cfg, resume=resume, log=typer.echo)
     typer.echo(f"weights: {weights}")
+
+
+def _levels(text: str, option: str, low: int, high: int) -> tuple[int, ...]:
+    """A comma-separated list of integer codec levels, each within low..high."""
+    try:
+        levels = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"{option} takes comma-separated integers, not {text!r}") from None
+    if any(not low <= v <= high for v in levels):
+        raise UsageError(f"{option} values must lie in {low}..{high}: {text!r}")
+    return levels

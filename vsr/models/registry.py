@@ -49,7 +49,7 @@ class ModelSpec:
 
 _SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("espcn-x2", "espcn:ESPCN", "sr", "post-upsampling", 2, {"skip": True}),
-    ModelSpec("espcn-x3", "espcn:ESPCN", "sr", "post-upsampling", 3),
+    ModelSpec("espcn-x3", "espcn:ESPCN", "sr", "post-upsampling", 3, {"skip": True}),
     ModelSpec("fsrcnn-x2", "fsrcnn:FSRCNN", "sr", "post-upsampling", 2, edge_margin=8),
     ModelSpec("compact-x2", "compact:Compact", "sr", "post-upsampling", 2, {"features": 48, "num_conv": 10}),
     ModelSpec("compact-x4", "compact:Compact", "sr", "post-upsampling", 4, {"features": 48, "num_conv": 10}),

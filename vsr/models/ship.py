@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from vsr.evaluate import Score, evaluate_sr, load_eval_images, mean_scores, meas
 from vsr.models.artefacts import MANIFEST
 from vsr.models.export import export_onnx, load_model, sha256
 from vsr.models.registry import ModelSpec, get_spec
+from vsr.train.data import NoiseConfig
 
 FULL_HD = (1080, 1920)
 
@@ -79,6 +82,13 @@ def _training_command(config: dict[str, Any]) -> str:
     parts.append(f"--jitter {config['augment']['jitter_prob']}")
     if config.get("amp"):
         parts.append("--amp")
+    # The denoiser's training mix, where it differs from the defaults (older configs lack it).
+    noise, default = config.get("noise"), asdict(NoiseConfig())
+    for k, v in (noise or {}).items():
+        value = tuple(v) if isinstance(v, list) else v
+        if value != default[k]:
+            text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            parts.append(f"--{k.replace('_', '-')} {shlex.quote(text)}")
     return " ".join(parts)
 
 

@@ -38,8 +38,13 @@ class NoiseConfig:
 
     sigma_max: float = 50.0  # Gaussian σ drawn uniformly from 0..sigma_max (on 0..255)
     compressed_prob: float = 0.5  # share of samples compressed (JPEG or H.264) instead of noised
+    # Compressed samples draw uniformly from these levels; a level listed twice is drawn twice as often.
     jpeg_qualities: tuple[int, ...] = (10, 15, 20, 30, 40, 60, 80)
     h264_crfs: tuple[int, ...] = (23, 28, 33, 38, 43)
+
+    def levels(self) -> list[tuple[str, int]]:
+        """Every compressed level to draw from, repeats included, in a fixed order."""
+        return [("jpeg", q) for q in self.jpeg_qualities] + [("h264", c) for c in self.h264_crfs]
 
 
 def _to_device(images: list[np.ndarray], device: torch.device) -> list[Tensor]:
@@ -75,16 +80,16 @@ class PatchSampler:
         if not usable:
             raise ValueError(f"no training image is at least {crop}×{crop}")
         self.images = _to_device(usable, device)
-        # Real codecs are too slow to run per batch: each image is compressed once at every level.
+        # Real codecs are too slow to run per batch: each image is compressed once at every distinct
+        # level, and a repeated level shares that copy.
         self.compressed: list[list[Tensor]] = []
         if noise is not None and noise.compressed_prob > 0:
-            self.compressed = [
-                _to_device(
-                    [jpeg(img, q) for q in noise.jpeg_qualities] + [h264(img, c) for c in noise.h264_crfs],
-                    device,
-                )
-                for img in usable
-            ]
+            codecs = {"jpeg": jpeg, "h264": h264}
+            distinct = list(dict.fromkeys(noise.levels()))
+            for img in usable:
+                copies = _to_device([codecs[c](img, v) for c, v in distinct], device)
+                coded = dict(zip(distinct, copies, strict=True))
+                self.compressed.append([coded[lv] for lv in noise.levels()])
 
     def _crops(self, size: int) -> tuple[Tensor, Tensor | None]:
         clean, degraded = [], []
