@@ -59,6 +59,18 @@ def test_models_lists_shipped_with_metrics(capsys: pytest.CaptureFixture[str]) -
     assert "espcn-x2" in models and models["espcn-x2"]["metrics"]["Set5"]["psnr"] > 33.66
 
 
+def test_models_table_shows_upscalers_and_denoisers(capsys: pytest.CaptureFixture[str]) -> None:
+    from vsr.models.artefacts import load_manifest
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name, entry in load_manifest()["models"].items():
+        assert name in out
+        if entry["task"] == "denoise":  # a row per level, with the gain on nlmeans
+            q10 = entry["metrics"]["jpeg10"]
+            assert f"{q10['psnr']:.2f} ({q10['psnr'] - q10['nlmeans_psnr']:+.2f})" in out
+
+
 def test_eval_refuses_mismatched_requests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--model", "espcn-x2", "--data", str(tmp_path), "--scale", "4"]) == 2
     assert "×2" in capsys.readouterr().err

@@ -23,11 +23,58 @@ def models_command(
     if as_json:
         print(json.dumps(models, indent=2, ensure_ascii=False))
         return
-    table = Table(title="shipped models: Y-PSNR dB (gain on bicubic), GFLOPs per 1080p input")
-    for column in ("name", "scale", "params", "GFLOPs", "Set5", "Set14"):
-        table.add_column(column, justify="left" if column == "name" else "right", no_wrap=True)
+    sr = {n: e for n, e in models.items() if e["task"] == "sr"}
+    denoisers = {n: e for n, e in models.items() if e["task"] == "denoise"}
+    console = Console()
+    if sr:
+        console.print(_sr_table(sr))
+    if denoisers:
+        console.print(_denoise_table(denoisers))
+
+
+def _table(title: str, columns: list[str]) -> Table:
+    table = Table(title=title)
+    for k, column in enumerate(columns):
+        table.add_column(column, justify="right" if k else "left", no_wrap=True)
+    return table
+
+
+def _sr_table(models: dict[str, dict]) -> Table:
+    table = _table(
+        "super-resolution: Y-PSNR dB (gain on bicubic), GFLOPs per 1080p input",
+        ["name", "scale", "params", "GFLOPs", "Set5", "Set14"],
+    )
     for name, e in models.items():
         scores = [e["metrics"][d] for d in ("Set5", "Set14")] if "metrics" in e else []
         quality = [f"{s['psnr']:.2f} (+{s['psnr'] - s['baseline_psnr']:.2f})" for s in scores] or ["–", "–"]
         table.add_row(name, f"×{e['scale']}", f"{e['params']:,}", f"{e['gflops_1080p']:.0f}", *quality)
-    Console().print(table)
+    return table
+
+
+DENOISE_LEVELS = {"sigma15": "σ 15", "sigma25": "σ 25", "sigma50": "σ 50", "jpeg10": "JPEG q10",
+                  "jpeg20": "JPEG q20", "jpeg30": "JPEG q30"}  # fmt: skip
+
+
+def _denoise_table(models: dict[str, dict]) -> Table:
+    """A row per level, a column per denoiser; the noisy input and nlmeans come from the first one's run."""
+    first = next(iter(models.values())).get("metrics", {})
+    table = _table(
+        "denoisers: PSNR dB (σ: RGB on Set5+Set14; JPEG: Y on LIVE1)",
+        ["level", "input", "nlmeans (s)", *models],
+    )
+    for key, label in DENOISE_LEVELS.items():
+        ref = first.get(key)
+        cells = (
+            [f"{ref['input_psnr']:.2f}", f"{ref['nlmeans_psnr']:.2f} ({ref['nlmeans_s']:g})"]
+            if ref
+            else ["–"] * 2
+        )
+        for e in models.values():
+            m = e.get("metrics", {}).get(key)
+            cells.append(f"{m['psnr']:.2f} ({m['psnr'] - m['nlmeans_psnr']:+.2f})" if m else "–")
+        table.add_row(label, *cells)
+    table.caption = "; ".join(
+        f"{n}: {e['params']:,} params, {e['gflops_1080p']:.0f} GFLOPs per 1080p frame"
+        for n, e in models.items()
+    )
+    return table
