@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -129,6 +130,31 @@ def make_clip(
     if srt:
         srt.unlink()
     return Clip(path=path, width=width, height=height, time_base=MS, pts=pts)
+
+
+def write_frames(
+    path: Path, frames: list[np.ndarray], *, codec: str, pix_fmt: str, options: dict[str, str] | None = None
+) -> Path:
+    """Encode (H, W, 3) uint8 RGB pictures at 25 fps, pts 0, 1, 2, …"""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def flip_bytes(src: Path, dst: Path, *, count: int, start: int, mask: int, seed: int) -> Path:
+    """Copy `src` to `dst` with `count` bytes past offset `start`, chosen by `seed`, XORed with `mask`."""
+    data = bytearray(src.read_bytes())
+    rng = random.Random(seed)
+    for _ in range(count):
+        data[rng.randrange(start, len(data))] ^= mask
+    dst.write_bytes(bytes(data))
+    return dst
 
 
 def make_audio_only(path: Path) -> Path:

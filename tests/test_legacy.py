@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import av
+import media_fixtures as mf
 import numpy as np
 import pytest
 
@@ -25,24 +26,16 @@ FRAMES = 6
 
 
 def _make(path: Path, codec: str, width: int, height: int, pix_fmt: str, options: dict[str, str]) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=25, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        y, x = np.mgrid[0:height, 0:width]
-        for i in range(FRAMES):
-            rgb = np.stack(
-                [
-                    128 + 100 * np.sin(x / 9 + i),
-                    128 + 90 * np.cos(y / 7 - i),
-                    128 + 60 * np.sin((x + y) / 11),
-                ],
-                -1,
-            )
-            frame = av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24").reformat(format=pix_fmt)
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+    y, x = np.mgrid[0:height, 0:width]
+    waves = [
+        np.stack(
+            [128 + 100 * np.sin(x / 9 + i), 128 + 90 * np.cos(y / 7 - i), 128 + 60 * np.sin((x + y) / 11)], -1
+        )
+        for i in range(FRAMES)
+    ]
+    return mf.write_frames(
+        path, [w.astype(np.uint8) for w in waves], codec=codec, pix_fmt=pix_fmt, options=options
+    )
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -92,12 +91,7 @@ def test_real_damage_is_concealed_counted_and_exits_1(
 ) -> None:
     # Bytes flipped inside the coded slices: FFmpeg decodes around them and says so only in its log.
     clip = mf.make_clip(tmp_path / "c.mkv", frames=48, audio_tracks=0, keyint=12)
-    data = bytearray(clip.path.read_bytes())
-    rng = random.Random(3)
-    for _ in range(40):
-        data[rng.randrange(2000, len(data))] ^= 0x55
-    damaged = tmp_path / "damaged.mkv"
-    damaged.write_bytes(bytes(data))
+    damaged = mf.flip_bytes(clip.path, tmp_path / "damaged.mkv", count=40, start=2000, mask=0x55, seed=3)
     out = tmp_path / "o.mkv"
     assert main(["upscale", str(damaged), str(out), "--json", "--preset", "ultrafast"]) == 1
     captured = capsys.readouterr()
@@ -116,11 +110,7 @@ def test_a_mostly_garbage_stream_is_given_up_with_a_clear_error(
     from vsr.media import reader
 
     clip = mf.make_clip(tmp_path / "c.h264", frames=48, audio_tracks=0, keyint=12)
-    data = bytearray(clip.path.read_bytes())
-    rng = random.Random(1)
-    for _ in range(400):
-        data[rng.randrange(200, len(data))] ^= 0xFF
-    (tmp_path / "garbage.h264").write_bytes(bytes(data))
+    mf.flip_bytes(clip.path, tmp_path / "garbage.h264", count=400, start=200, mask=0xFF, seed=1)
     monkeypatch.setattr(reader, "GIVE_UP_REJECTED", 0)
     monkeypatch.setattr(reader, "GIVE_UP_RATIO", 0)
     assert main(["upscale", str(tmp_path / "garbage.h264"), str(tmp_path / "o.mkv")]) == 2

@@ -165,18 +165,6 @@ def test_every_shipped_model_runs_in_upscale(tmp_path: Path) -> None:
                 assert (ctx.width, ctx.height) == (64 * model.spec.scale, 48 * model.spec.scale)
 
 
-def _ffv1_clip(path: Path, frames: list[np.ndarray]) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv444p"
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
 def _rgb_frames(path: Path) -> np.ndarray:
     with av.open(str(path)) as c:
         return np.stack([f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)])
@@ -199,8 +187,8 @@ def test_denoise_runs_before_the_upscaler(tmp_path: Path) -> None:
     clean = [w.round().astype(np.uint8) for w in waves]
     noisy = [(c + rng.normal(0, 25, c.shape)).round().clip(0, 255).astype(np.uint8) for c in clean]
     sources = {
-        "clean": _ffv1_clip(tmp_path / "clean.mkv", clean),
-        "noisy": _ffv1_clip(tmp_path / "noisy.mkv", noisy),
+        label: mf.write_frames(tmp_path / f"{label}.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+        for label, frames in (("clean", clean), ("noisy", noisy))
     }
     runs = {"reference": ("clean", None), "plain": ("noisy", None), "denoised": ("noisy", denoisers[0])}
     outputs = {}

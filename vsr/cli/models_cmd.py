@@ -51,18 +51,21 @@ def _sr_table(models: dict[str, dict]) -> Table:
     return table
 
 
-DENOISE_LEVELS = {"sigma15": "σ 15", "sigma25": "σ 25", "sigma50": "σ 50", "jpeg10": "JPEG q10",
-                  "jpeg20": "JPEG q20", "jpeg30": "JPEG q30"}  # fmt: skip
+def _level_label(key: str) -> str:
+    """The row label of a protocol level: sigma15 → σ 15, jpeg10 → JPEG q10."""
+    return f"σ {key[5:]}" if key.startswith("sigma") else f"JPEG q{key[4:]}"
 
 
 def _denoise_table(models: dict[str, dict]) -> Table:
     """A row per level, a column per denoiser; the noisy input and nlmeans come from the first one's run."""
+    from vsr.evaluate import DENOISE_LEVELS
+
     first = next(iter(models.values())).get("metrics", {})
     table = _table(
         "denoisers: PSNR dB (σ: RGB on Set5+Set14; JPEG: Y on LIVE1)",
         ["level", "input", "nlmeans (s)", *models],
     )
-    for key, label in DENOISE_LEVELS.items():
+    for key in (level.key for level in DENOISE_LEVELS):
         ref = first.get(key)
         cells = (
             [f"{ref['input_psnr']:.2f}", f"{ref['nlmeans_psnr']:.2f} ({ref['nlmeans_s']:g})"]
@@ -72,7 +75,7 @@ def _denoise_table(models: dict[str, dict]) -> Table:
         for e in models.values():
             m = e.get("metrics", {}).get(key)
             cells.append(f"{m['psnr']:.2f} ({m['psnr'] - m['nlmeans_psnr']:+.2f})" if m else "–")
-        table.add_row(label, *cells)
+        table.add_row(_level_label(key), *cells)
     table.caption = "; ".join(
         f"{n}: {e['params']:,} params, {e['gflops_1080p']:.0f} GFLOPs per 1080p frame"
         for n, e in models.items()
