@@ -111,7 +111,9 @@ def time_encode(clip: Path, frames: list[np.ndarray], out: Path) -> float:
     height, width = frames[0].shape[:2]
     with VideoReader(clip) as reader:
         step = round(1 / (reader.format.frame_rate * reader.format.time_base))
-        with VideoWriter(out, source=reader, width=width, height=height) as writer:
+        with VideoWriter(
+            out, source=reader.format, streams=reader.streams, width=width, height=height
+        ) as writer:
             start = time.perf_counter()
             for i, rgb in enumerate(frames):
                 writer.write_frame(rgb, i * step)
@@ -182,7 +184,7 @@ def peak_rss_mib() -> float:
 def child(clip: Path, model: str, out: Path) -> None:
     """--child mode: one end-to-end run in this fresh process, then fps and peak RSS as JSON on stdout."""
     shipped = shipped_model(model)
-    with OrtBackend(shipped.onnx) as backend:
+    with OrtBackend(shipped.onnx, scale=shipped.spec.scale) as backend:
         fps = time_e2e(clip, out, backend, shipped.spec.scale)
     print(json.dumps({"fps": round(fps, 3), "peak_rss_mib": round(peak_rss_mib(), 1)}))
 
@@ -224,7 +226,7 @@ def main() -> None:
             return fps
 
         print(f"{args.model}: {len(frames)} frames {width}×{height} → ×{scale}, best of {args.rounds} rounds")
-        with OrtBackend(shipped.onnx) as backend:
+        with OrtBackend(shipped.onnx, scale=shipped.spec.scale) as backend:
             runs = {  # model before encode: the encode run feeds on the model run's output
                 "decode": lambda: time_decode(clip),
                 "model": model_fps,

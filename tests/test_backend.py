@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,41 +11,64 @@ import numpy as np
 import pytest
 
 from vsr.backends import Backend
+from vsr.backends.options import OrtOptions, TorchOptions
 from vsr.backends.ort_backend import OrtBackend
-from vsr.errors import ModelError
-from vsr.models.artefacts import engines_dir, shipped_models
+from vsr.backends.select import cuda_available
+from vsr.errors import BackendUnavailableError, ModelError, UsageError
+from vsr.models.artefacts import ShippedModel, engines_dir, shipped_models
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(shipped_models())
 
 
+def _ort(model: ShippedModel, *, uint16: bool = False) -> OrtBackend:
+    """A shipped model on ONNX Runtime with one thread (and its 16-bit graph when asked)."""
+    onnx_uint16 = model.onnx_uint16 if uint16 else None
+    return OrtBackend(
+        model.onnx, scale=model.spec.scale, onnx_uint16=onnx_uint16, options=OrtOptions(threads=1)
+    )
+
+
 @pytest.mark.parametrize("name", SHIPPED)
-def test_onnx_matches_torch_within_one_level(name: str) -> None:
+def test_backends_agree_with_the_torch_reference(name: str) -> None:
+    # One odd-sized batch through every CPU path: ONNX Runtime against the torch reference module (the same
+    # IntegerIo wrapper the graphs were exported from), then the torch backend, fp32 and bf16, against ORT.
     torch = pytest.importorskip("torch")
-    from vsr.models.export import Uint8Io, load_model
+    from vsr.backends.torch_backend import TorchBackend
+    from vsr.models.export import IntegerIo, load_model
 
     model = shipped_models()[name]
-    net = load_model(model.spec, model.weights)
-    batch = np.random.default_rng(1).integers(0, 256, (2, 23, 37, 3), dtype=np.uint8)  # odd sizes on purpose
-    with OrtBackend(model.onnx, threads=1) as backend:
-        assert isinstance(backend, Backend)
-        got = backend.run(batch)
-    with torch.no_grad():
-        want = Uint8Io(net, scale=model.spec.scale, margin=model.spec.edge_margin)(
-            torch.from_numpy(batch)
-        ).numpy()
     s = model.spec.scale
-    assert got.shape == want.shape == (2, 23 * s, 37 * s, 3) and got.dtype == np.uint8
-    diff = np.abs(got.astype(np.int16) - want)
+    batch = np.random.default_rng(1).integers(0, 256, (2, 23, 37, 3), dtype=np.uint8)  # odd sizes on purpose
+    net = load_model(model.spec, model.weights)
+    with torch.no_grad():
+        reference = IntegerIo(net, scale=s, margin=model.spec.edge_margin)(torch.from_numpy(batch)).numpy()
+    with (
+        _ort(model) as ort_b,
+        TorchBackend(model.spec, model.weights) as torch_b,
+        TorchBackend(model.spec, model.weights, TorchOptions(precision="bf16")) as bf16,
+    ):
+        assert isinstance(ort_b, Backend) and isinstance(torch_b, Backend)
+        ort_out, torch_out, low = ort_b.run(batch), torch_b.run(batch), bf16.run(batch)
+
+    # ONNX Runtime vs the torch reference: within one level, and rarely off at all.
+    assert ort_out.shape == reference.shape == (2, 23 * s, 37 * s, 3) and ort_out.dtype == np.uint8
+    diff = np.abs(ort_out.astype(np.int16) - reference)
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    # The torch backend in fp32 vs ONNX Runtime: within one level.
+    assert torch_out.shape == ort_out.shape and torch_out.dtype == np.uint8
+    assert np.abs(torch_out.astype(np.int16) - ort_out).max() <= 1
+    # bf16 keeps 8 bits of mantissa: close on average.
+    assert low.shape == ort_out.shape and low.dtype == np.uint8
+    assert np.abs(low.astype(np.int16) - ort_out).mean() < 2.0
 
 
 def test_manifest_hashes_match_files() -> None:
     from hashlib import sha256
 
     for model in shipped_models().values():
-        assert model.onnx16 is not None
-        for path in (model.onnx, model.weights, model.onnx16):
+        assert model.onnx_uint16.name == f"{model.spec.name}.uint16.onnx"
+        for path in (model.onnx, model.weights, model.onnx_uint16):
             assert sha256(path.read_bytes()).hexdigest() == model.entry["sha256"][path.name], path
 
 
@@ -54,9 +76,10 @@ def test_unreadable_graph_is_a_model_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a graph")
     with pytest.raises(ModelError, match="cannot load"):
-        OrtBackend(bad)
+        OrtBackend(bad, scale=2)
 
 
+@pytest.mark.slow
 def test_cpu_path_works_without_torch(tmp_path: Path) -> None:
     # A sitecustomize that makes `import torch` fail stands in for an environment without the train extra.
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
@@ -64,7 +87,7 @@ def test_cpu_path_works_without_torch(tmp_path: Path) -> None:
         "import numpy as np, vsr, vsr.cli, vsr.pipeline\n"
         "from vsr.backends.ort_backend import OrtBackend\n"
         "from vsr.models.artefacts import shipped_model\n"
-        "b = OrtBackend(shipped_model('espcn-x2').onnx)\n"
+        "b = OrtBackend(shipped_model('espcn-x2').onnx, scale=2)\n"
         "print(b.run(np.zeros((1, 8, 8, 3), np.uint8)).shape)\n"
         "import sys; print('torch' in sys.modules and sys.modules['torch'] is not None)\n"
     )
@@ -87,36 +110,17 @@ def test_manifest_records_recipe_and_metrics() -> None:
                 assert entry["metrics"][dataset]["psnr"] > entry["metrics"][dataset]["baseline_psnr"]
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_torch_backend_matches_onnxruntime(name: str) -> None:
-    pytest.importorskip("torch")
-    from vsr.backends.torch_backend import TorchBackend
-
-    model = shipped_models()[name]
-    batch = np.random.default_rng(2).integers(0, 256, (2, 19, 27, 3), dtype=np.uint8)
-    with OrtBackend(model.onnx, threads=1) as ort_b, TorchBackend(model.spec, model.weights) as torch_b:
-        assert isinstance(torch_b, Backend)
-        want, got = ort_b.run(batch), torch_b.run(batch)
-    assert got.shape == want.shape and got.dtype == np.uint8
-    assert np.abs(got.astype(np.int16) - want).max() <= 1
-    with TorchBackend(model.spec, model.weights, precision="bf16", channels_last=True) as bf16:
-        low = bf16.run(batch)
-    assert np.abs(low.astype(np.int16) - want).mean() < 2.0  # bf16 keeps 8 bits of mantissa
-
-
 def test_backend_choice_explains_itself() -> None:
     from vsr.backends.select import choose
-    from vsr.backends.torch_backend import cuda_available
-    from vsr.errors import BackendUnavailableError
 
     auto = choose("auto")
     assert auto.reason.startswith("auto:")
     if not cuda_available():
-        assert (auto.name, auto.device) == ("onnxruntime", "cpu")
+        assert (auto.options.name, auto.device) == ("onnxruntime", "cpu")
     else:
-        assert auto.device == "cuda" and auto.name in ("torch", "tensorrt")
+        assert auto.device == "cuda" and auto.options.name in ("torch", "tensorrt")
     assert choose("onnxruntime").reason == "asked for"
-    with pytest.raises(BackendUnavailableError, match="unknown backend"):
+    with pytest.raises(UsageError, match="unknown backend"):
         choose("cuda")
     if not cuda_available():
         with pytest.raises(BackendUnavailableError, match="CUDA device"):
@@ -124,13 +128,8 @@ def test_backend_choice_explains_itself() -> None:
 
 
 def test_fp16_on_cpu_is_refused() -> None:
-    pytest.importorskip("torch")
-    from vsr.backends.torch_backend import TorchBackend
-    from vsr.errors import BackendUnavailableError
-
-    model = shipped_models()["compact-x2"]
-    with pytest.raises(BackendUnavailableError, match="fp16"):
-        TorchBackend(model.spec, model.weights, precision="fp16")
+    with pytest.raises(UsageError, match="fp16"):
+        TorchOptions(precision="fp16")  # refused when asked for, before torch or a model is loaded
 
 
 def test_torch_compile_matches_onnxruntime_across_sizes() -> None:
@@ -139,7 +138,7 @@ def test_torch_compile_matches_onnxruntime_across_sizes() -> None:
     from vsr.backends.torch_backend import TorchBackend
 
     model = shipped_models()["espcn-x2"]
-    with TorchBackend(model.spec, model.weights, compile=True) as compiled, OrtBackend(model.onnx) as ref:
+    with TorchBackend(model.spec, model.weights, TorchOptions(compile=True)) as compiled, _ort(model) as ref:
         assert "compiled" in compiled.name
         for shape in ((1, 20, 28, 3), (2, 33, 17, 3)):
             batch = np.random.default_rng(5).integers(0, 256, shape, dtype=np.uint8)
@@ -147,30 +146,27 @@ def test_torch_compile_matches_onnxruntime_across_sizes() -> None:
 
 
 def test_cuda_graphs_and_compile_are_refused_where_they_cannot_run() -> None:
-    pytest.importorskip("torch")
-    from vsr.backends.select import Choice, open_backend
-    from vsr.backends.torch_backend import TorchBackend, cuda_available
-    from vsr.errors import BackendUnavailableError
+    from vsr.backends.select import choose
 
-    model = shipped_models()["espcn-x2"]
-    with pytest.raises(BackendUnavailableError, match="torch backend"):
-        open_backend(Choice("onnxruntime", "cpu", "asked for"), model, compile=True)
+    for flag in ("compile", "cuda_graphs"):
+        with pytest.raises(UsageError, match="torch backend"):
+            choose("onnxruntime", **{flag: True})
+    with pytest.raises(UsageError, match="CUDA graphs need a CUDA device"):
+        TorchOptions(device="cpu", cuda_graphs=True)
     if not cuda_available():
-        with pytest.raises(BackendUnavailableError, match="CUDA graphs need a CUDA device"):
-            TorchBackend(model.spec, model.weights, cuda_graphs=True)
+        pytest.importorskip("torch")
+        with pytest.raises(UsageError, match="CUDA graphs need a CUDA device"):
+            choose("torch", cuda_graphs=True)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None or not __import__("torch").cuda.is_available(),
-    reason="needs CUDA",
-)
+@pytest.mark.skipif(not cuda_available(), reason="needs CUDA")
 def test_cuda_graph_replays_match_eager_on_new_data() -> None:
     from vsr.backends.torch_backend import TorchBackend
 
     model = shipped_models()["compact-x2"]
     with (
-        TorchBackend(model.spec, model.weights, device="cuda", cuda_graphs=True) as graphed,
-        TorchBackend(model.spec, model.weights, device="cuda") as eager,
+        TorchBackend(model.spec, model.weights, TorchOptions(device="cuda", cuda_graphs=True)) as graphed,
+        TorchBackend(model.spec, model.weights, TorchOptions(device="cuda")) as eager,
     ):
         for seed in (1, 2, 3):  # the second and third calls replay the graph captured by the first
             batch = np.random.default_rng(seed).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
@@ -182,7 +178,7 @@ def test_flat_frames_stay_flat_up_to_the_edges(name: str) -> None:
     # Zero-padded convolutions can shift the outermost pixels; the PSNR protocol shaves the border, so only
     # a test like this one catches it (fsrcnn-x2 was 64 levels off at the edge before its edge margin).
     model = shipped_models()[name]
-    with OrtBackend(model.onnx, threads=1) as backend:
+    with _ort(model) as backend:
         for level in (16, 128, 235):
             out = backend.run(np.full((1, 24, 40, 3), level, np.uint8))
             assert np.abs(out.astype(np.int16) - level).max() <= 3, level
@@ -198,8 +194,8 @@ def test_16_bit_graph_agrees_with_torch_at_16_bits(name: str) -> None:
 
     model = shipped_models()[name]
     batch = np.random.default_rng(6).integers(0, 1024, (2, 19, 23, 3), dtype=np.uint16) * 64  # 10-bit codes
-    with OrtBackend(model.onnx, onnx16=model.onnx16, threads=1) as ort_b:
-        assert ort_b.supports_deep
+    with _ort(model, uint16=True) as ort_b:
+        assert np.dtype(np.uint16) in ort_b.dtypes
         deep = ort_b.run(batch)
         shallow = ort_b.run(np.round(batch / 257).astype(np.uint8))
     with TorchBackend(model.spec, model.weights) as torch_b:

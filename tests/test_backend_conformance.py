@@ -3,28 +3,34 @@ TensorRT (where it imports and a CUDA device exists)."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
 
 from vsr.backends import Backend
+from vsr.backends.options import OrtOptions, TensorRTOptions, TorchOptions
 from vsr.backends.ort_backend import OrtBackend
+from vsr.backends.select import cuda_available, installed
 from vsr.models.artefacts import ShippedModel, shipped_models
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
-HAS_CUDA = HAS_TORCH and __import__("torch").cuda.is_available()
-HAS_TRT = HAS_CUDA and importlib.util.find_spec("tensorrt") is not None
+HAS_TORCH = installed("torch")
+HAS_CUDA = cuda_available()
+HAS_TRT = HAS_CUDA and installed("tensorrt")
+
+
+def _ort(model: ShippedModel) -> OrtBackend:
+    return OrtBackend(model.onnx, scale=model.spec.scale, options=OrtOptions(threads=1))
 
 
 @contextmanager
-def _torch(model: ShippedModel, device: str, _tmp: Path) -> Iterator[Backend]:
+def _torch(model: ShippedModel, device: Literal["cpu", "cuda"], _tmp: Path) -> Iterator[Backend]:
     from vsr.backends.torch_backend import TorchBackend
 
-    with TorchBackend(model.spec, model.weights, device=device) as backend:
+    with TorchBackend(model.spec, model.weights, TorchOptions(device=device)) as backend:
         yield backend
 
 
@@ -32,20 +38,18 @@ def _torch(model: ShippedModel, device: str, _tmp: Path) -> Iterator[Backend]:
 def _tensorrt(model: ShippedModel, tmp: Path) -> Iterator[Backend]:
     import os
 
-    from vsr.backends.tensorrt_backend import TensorRTBackend, ensure_plan, onnx_for
-    from vsr.backends.trt_plan import Profile
+    from vsr.backends.tensorrt_backend import open_tensorrt
+    from vsr.backends.trt_plan import ShapeProfile
 
     os.environ["VSR_CACHE_DIR"] = str(tmp)
-    profile = Profile((1, 8, 8), (2, 64, 64), (3, 96, 96))
-    digest = model.entry["sha256"][model.onnx.name]
-    cached, _ = ensure_plan(model.spec.name, digest, lambda: onnx_for(model, "fp32"), precision="fp32",
-                            profile=profile, workspace_mib=512)  # fmt: skip
-    with TensorRTBackend(cached.plan, profile, scale=model.spec.scale) as backend:
+    profile = ShapeProfile((1, 8, 8), (2, 64, 64), (3, 96, 96))
+    options = TensorRTOptions(precision="fp32", profile=profile, workspace_mib=512)
+    with open_tensorrt(model, options) as backend:
         yield backend
 
 
 FACTORIES: dict[str, tuple[bool, Callable]] = {
-    "onnxruntime": (True, lambda m, _tmp: OrtBackend(m.onnx, threads=1)),
+    "onnxruntime": (True, lambda m, _tmp: _ort(m)),
     "torch-cpu": (HAS_TORCH, lambda m, tmp: _torch(m, "cpu", tmp)),
     "torch-cuda": (HAS_CUDA, lambda m, tmp: _torch(m, "cuda", tmp)),
     "tensorrt": (HAS_TRT, _tensorrt),
@@ -64,7 +68,7 @@ def test_backend_contract(backend_name: str, model_name: str, tmp_path: Path) ->
     rng = np.random.default_rng(7)
     with (
         FACTORIES[backend_name][1](model, tmp_path) as backend,
-        OrtBackend(model.onnx, threads=1) as reference,
+        _ort(model) as reference,
     ):
         assert isinstance(backend, Backend) and backend.name
         for shape in ((1, 17, 31, 3), (3, 24, 20, 3)):  # odd sizes and a batch of three

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 
+@pytest.mark.slow
 def test_bench_writes_grid_breakdown_json_and_chart(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
@@ -42,6 +43,7 @@ def test_bench_writes_grid_breakdown_json_and_chart(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_bench_refuses_unknown_grid_values() -> None:
     for args, message in ((["--resolutions", "8k"], "unknown resolution"), (["--batches", "x"], "integers")):
         run = subprocess.run([sys.executable, "-m", "vsr", "bench", *args], capture_output=True, text=True)

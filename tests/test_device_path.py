@@ -12,14 +12,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from vsr.backends.options import TorchOptions  # noqa: E402
 from vsr.backends.torch_backend import TorchBackend  # noqa: E402
 from vsr.media import EncodeOptions  # noqa: E402
 from vsr.media.colour import sws_matrix  # noqa: E402
-from vsr.media.profiles import encode_options  # noqa: E402
+from vsr.media.profiles import EncodeSettings  # noqa: E402
 from vsr.models.artefacts import shipped_models  # noqa: E402
 from vsr.pipeline import UpscaleJob, UpscaleRequest  # noqa: E402
 from vsr.pipeline.device import DevicePath  # noqa: E402
-from vsr.pipeline.staging import DeviceStager  # noqa: E402
+from vsr.pipeline.double_buffer import DeviceStager  # noqa: E402
 from vsr.pipeline.tiling import plan_for_memory, run_tiled, tiles  # noqa: E402
 from vsr.pipeline.yuv import YuvSpec, rgb_to_yuv420, yuv420_to_rgb  # noqa: E402
 
@@ -125,7 +126,7 @@ def test_stager_carries_ten_bit_planes_as_their_bits() -> None:
     with DeviceStager(lambda x: x.clone(), DEVICE) as stager:
         stager.submit(planes)
         out, _ = stager.collect()
-    assert np.array_equal(out.view(np.uint16), planes)
+    assert out.dtype == np.uint16 and np.array_equal(out, planes)
 
 
 def test_tiles_partition_the_frame() -> None:
@@ -172,13 +173,13 @@ def test_job_on_the_device_path_keeps_timing_and_matches_the_rgb_path(
     )
     model = shipped_models()["espcn-x2"]
     if codec == "ffv1":
-        encode = encode_options("archive", suffix=".mkv", pix_fmt=out_fmt)
+        encode = EncodeSettings(profile="archive", pix_fmt=out_fmt).resolve(".mkv")
     else:
         encode = EncodeOptions(codec=codec, pix_fmt=out_fmt, preset="ultrafast", crf=12)
     outputs = {}
     for label, path in (("device", DevicePath(DEVICE)), ("rgb", None)):
         out = tmp_path / f"{label}.mkv"
-        with TorchBackend(model.spec, model.weights, device=DEVICE.type) as backend:
+        with TorchBackend(model.spec, model.weights, TorchOptions(device=DEVICE.type)) as backend:
             request = UpscaleRequest(clip.path, out, scale=2, batch=3, encode=encode)
             result = UpscaleJob(request, [backend], device_path=path).run()
         assert result.frames == 11

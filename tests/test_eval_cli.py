@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from vsr.cli import main
-from vsr.evaluate import h264, jpeg, load_eval_images, noise_degrade
+from vsr.degradations import h264, jpeg, noise_degrade
+from vsr.evaluate import load_eval_images
 from vsr.media.filters import nlmeans
 from vsr.metrics import psnr
 
@@ -78,6 +79,7 @@ def test_eval_refuses_mismatched_requests(tmp_path: Path, capsys: pytest.Capture
     assert "no images" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "sr-eval" / "Set5").is_dir(), reason="../shared/data is not present")
 def test_eval_sr_json_matches_manifest(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--model", "espcn-x2", "--data", str(DATA / "sr-eval" / "Set5"), "--json"]) == 0

@@ -22,7 +22,12 @@ def copy_through(source: Path, target: Path, options: EncodeOptions = FAST) -> l
     with VideoReader(source) as reader:
         fmt = reader.format
         with VideoWriter(
-            target, source=reader, width=fmt.width, height=fmt.height, options=options
+            target,
+            source=fmt,
+            streams=reader.streams,
+            width=fmt.width,
+            height=fmt.height,
+            options=options,
         ) as writer:
             for item in reader:
                 if isinstance(item, Frame):
@@ -81,7 +86,8 @@ def test_reader_format_and_streams(vfr_mkv: mf.Clip, sd_mp4: mf.Clip) -> None:
         assert (fmt.width, fmt.height, fmt.pix_fmt) == (160, 120, "yuv420p")
         assert fmt.sample_aspect_ratio == Fraction(8, 9)
         assert (fmt.color_primaries, fmt.color_trc, fmt.colorspace, fmt.color_range) == (1, 1, 1, 1)
-        assert [s.type for s in reader.passthrough] == ["audio", "audio", "subtitle", "attachment"]
+        kept = [s.type for s in reader.streams.streams if s.index in reader.streams.kept]
+        assert kept == ["audio", "audio", "subtitle", "attachment"]
         items = list(reader)
         assert reader.stats.frames == len(vfr_mkv.pts)
         assert reader.stats.decode_errors == 0
@@ -199,7 +205,9 @@ def test_failed_write_leaves_no_temp_file_and_target_untouched(vfr_mkv: mf.Clip,
     target.write_bytes(b"previous result")
     with pytest.raises(RuntimeError, match="boom"), VideoReader(vfr_mkv.path) as reader:
         fmt = reader.format
-        with VideoWriter(target, source=reader, width=fmt.width, height=fmt.height, options=FAST) as writer:
+        with VideoWriter(
+            target, source=fmt, streams=reader.streams, width=fmt.width, height=fmt.height, options=FAST
+        ) as writer:
             for n, item in enumerate(reader):
                 if isinstance(item, Frame):
                     writer.write_frame(item.pixels, item.pts)
@@ -211,20 +219,25 @@ def test_failed_write_leaves_no_temp_file_and_target_untouched(vfr_mkv: mf.Clip,
 
 def test_writer_without_commit_publishes_nothing(vfr_mkv: mf.Clip, tmp_path: Path) -> None:
     target = tmp_path / "out.mkv"
-    with VideoReader(vfr_mkv.path) as reader, VideoWriter(target, source=reader, width=160, height=120):
+    with (
+        VideoReader(vfr_mkv.path) as reader,
+        VideoWriter(target, source=reader.format, streams=reader.streams, width=160, height=120),
+    ):
         pass
     assert list(tmp_path.iterdir()) == []
 
 
 def test_writer_refuses_to_overwrite_its_input(vfr_mkv: mf.Clip) -> None:
     with VideoReader(vfr_mkv.path) as reader, pytest.raises(UsageError, match="overwrite the input"):
-        VideoWriter(vfr_mkv.path, source=reader, width=160, height=120)
+        VideoWriter(vfr_mkv.path, source=reader.format, streams=reader.streams, width=160, height=120)
 
 
 def test_odd_output_size_is_cropped_to_even_for_420(untagged_mkv: mf.Clip, tmp_path: Path) -> None:
     target = tmp_path / "odd.mp4"
     with VideoReader(untagged_mkv.path) as reader:
-        with VideoWriter(target, source=reader, width=161, height=121, options=FAST) as writer:
+        with VideoWriter(
+            target, source=reader.format, streams=reader.streams, width=161, height=121, options=FAST
+        ) as writer:
             for item in reader:
                 if isinstance(item, Frame):
                     writer.write_frame(np.zeros((121, 161, 3), np.uint8), item.pts)
@@ -237,7 +250,9 @@ def test_upscaled_output_keeps_display_aspect(vfr_mkv: mf.Clip, tmp_path: Path) 
     target = tmp_path / "wide.mkv"
     with (
         VideoReader(vfr_mkv.path) as reader,
-        VideoWriter(target, source=reader, width=320, height=120, options=FAST) as writer,
+        VideoWriter(
+            target, source=reader.format, streams=reader.streams, width=320, height=120, options=FAST
+        ) as writer,
     ):
         for item in reader:
             if isinstance(item, Frame):

@@ -12,6 +12,7 @@ import media_fixtures as mf
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # builds and installs a wheel
 
 
 @pytest.fixture(scope="module")

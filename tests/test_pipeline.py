@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 
 import av
 import media_fixtures as mf
 import numpy as np
 import pytest
 
+from vsr.backends import Backend
 from vsr.errors import UsageError
 from vsr.media import EncodeOptions
 from vsr.pipeline import UpscaleJob, UpscaleRequest
@@ -17,10 +17,11 @@ from vsr.pipeline import UpscaleJob, UpscaleRequest
 FAST = EncodeOptions(preset="ultrafast")
 
 
-class Nearest:
+class Nearest(Backend):
     """A stand-in backend: nearest-neighbour ×2, counting batch sizes."""
 
     name = "nearest"
+    scale = 2
 
     def __init__(self, fail_at: int | None = None) -> None:
         self.batches: list[int] = []
@@ -31,17 +32,6 @@ class Nearest:
             raise RuntimeError("model exploded")
         self.batches.append(batch.shape[0])
         return batch.repeat(2, axis=1).repeat(2, axis=2)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> Nearest:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        pass
 
 
 def test_batches_and_pts(vfr_mkv: mf.Clip, tmp_path: Path) -> None:
@@ -101,10 +91,29 @@ def test_wrong_model_scale_is_caught(sd_mp4: mf.Clip, tmp_path: Path) -> None:
 
 
 def test_request_validation(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
     with pytest.raises(UsageError):
-        UpscaleRequest(tmp_path / "a.mp4", tmp_path / "b.mp4", scale=2, batch=0)
+        UpscaleRequest(a, b, scale=2, batch=0)
+    with pytest.raises(UsageError, match="tile"):
+        UpscaleRequest(a, b, scale=2, tile=8)
+    with pytest.raises(UsageError, match="deinterlacing"):
+        UpscaleRequest(a, b, scale=2, field_rate=True, deinterlace="off")
     with pytest.raises(UsageError):
-        UpscaleJob(UpscaleRequest(tmp_path / "a.mp4", tmp_path / "b.mp4", scale=2), [])
+        UpscaleJob(UpscaleRequest(a, b, scale=2), [])
+
+
+def test_cpu_tiles_are_stitched_into_the_whole_frame(sd_mp4: mf.Clip, tmp_path: Path) -> None:
+    # Tiles of 16 input pixels through a model that sees only its tile: the nearest ×2 of every tile,
+    # stitched, is the nearest ×2 of the frame, so the tiled and the whole-frame outputs are identical.
+    outputs = []
+    for tile in (None, 16):
+        model, out = Nearest(), tmp_path / f"o{tile}.mkv"
+        request = UpscaleRequest(sd_mp4.path, out, scale=2, tile=tile, encode=EncodeOptions(codec="ffv1"))
+        UpscaleJob(request, [model]).run()
+        with av.open(str(out)) as c:
+            outputs.append(np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]))
+    assert outputs[0].shape[0] == len(sd_mp4.pts)
+    assert np.array_equal(outputs[0], outputs[1])
 
 
 class Hangs(Nearest):

@@ -8,13 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import vsr
 from vsr.evaluate import bicubic_predictor, evaluate_sr, mean_scores
 from vsr.imresize import imresize
 from vsr.models.artefacts import engines_dir
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SR_EVAL = DATA / "sr-eval"
-needs_data = pytest.mark.skipif(not SR_EVAL.is_dir(), reason="../shared/data is not present")
+_present = pytest.mark.skipif(not SR_EVAL.is_dir(), reason="../shared/data is not present")
+
+
+def needs_data(test):  # type: ignore[no-untyped-def]
+    """Skipped without ../shared/data; marked slow with it (every such test scores whole datasets)."""
+    return pytest.mark.slow(_present(test))
+
 
 # Published bicubic Y-PSNR on the MATLAB protocol (../shared/data/README.md).
 BICUBIC = {("Set5", 2): 33.66, ("Set5", 3): 30.39, ("Set5", 4): 28.42,
@@ -77,13 +84,12 @@ def _manifest() -> dict:
 @needs_data
 @pytest.mark.parametrize("name", sorted(n for n, e in _manifest().items() if e["task"] == "sr"))
 def test_shipped_model_reproduces_its_manifest_psnr(name: str) -> None:
-    from vsr.backends.ort_backend import OrtBackend
     from vsr.models.artefacts import shipped_model
 
     model = shipped_model(name)
-    with OrtBackend(model.onnx) as backend:
+    with vsr.load_model(name, backend="onnxruntime") as upscaler:
         for dataset in ("Set5", "Set14"):
-            scores = evaluate_sr(_images(dataset), model.spec.scale, lambda img: backend.run(img[None])[0])
+            scores = evaluate_sr(_images(dataset), model.spec.scale, upscaler)
             recorded = model.entry["metrics"][dataset]
             assert mean_scores(scores)["psnr"] == pytest.approx(recorded["psnr"], abs=0.01)
             assert recorded["psnr"] > recorded["baseline_psnr"] + 1.0  # a real gain over bicubic
@@ -109,15 +115,13 @@ DENOISERS = sorted(n for n, e in _manifest().items() if e["task"] == "denoise")
 @pytest.mark.parametrize("name", DENOISERS)
 def test_denoiser_beats_input_and_nlmeans_at_every_level(name: str) -> None:
     # Recomputed here, model and nlmeans alike; only nlmeans' strength per level comes from the manifest.
-    from vsr.backends.ort_backend import OrtBackend
     from vsr.evaluate import measure_denoise
     from vsr.models.artefacts import shipped_model
 
-    model = shipped_model(name)
-    recorded = model.entry["metrics"]
+    recorded = shipped_model(name).entry["metrics"]
     strengths = {level: r["nlmeans_s"] for level, r in recorded.items()}
-    with OrtBackend(model.onnx) as backend:
-        measured = measure_denoise(lambda img: backend.run(img[None])[0], DATA, strengths)
+    with vsr.load_model(name, backend="onnxruntime") as denoiser:
+        measured = measure_denoise(denoiser, DATA, strengths)
     for level, m in measured.items():
         assert m["psnr"] == pytest.approx(recorded[level]["psnr"], abs=0.01), level
         assert m["psnr"] > m["input_psnr"] and m["psnr"] > m["nlmeans_psnr"], level

@@ -36,7 +36,7 @@ def test_queue_continues_past_a_bad_file_and_reports_each(inbox: Path, tmp_path:
     status = _status(out)
     assert set(status) == {"a.mkv", "b.mp4", "c.mp4"}
     assert status["a.mkv"]["status"] == status["b.mp4"]["status"] == "done"
-    assert status["c.mp4"]["status"] == "failed" and status["c.mp4"]["exit_code"] == 2
+    assert status["c.mp4"]["status"] == "failed" and status["c.mp4"]["error_type"] == "BadInputError"
     assert "c.mp4" in status["c.mp4"]["error"]
     assert sorted(p.name for p in out.iterdir()) == [
         "a.mkv",
@@ -48,7 +48,7 @@ def test_queue_continues_past_a_bad_file_and_reports_each(inbox: Path, tmp_path:
     report = json.loads((out / "a.vsr.json").read_text())
     assert report["frames"] > 0 and report["input"].endswith("a.mkv") and "backend_reason" in report
     said = capsys.readouterr().out
-    assert "[3/3] c.mp4: failed" in said and "queue: 2 of 3 done" in said
+    assert "[3/3] c.mp4: failed" in said and "folder: 2 of 3 done" in said
 
 
 def test_queue_resumes_as_a_whole(inbox: Path, tmp_path: Path, capsys) -> None:
@@ -84,11 +84,11 @@ def test_report_file_equals_the_json_summary(vfr_mkv: mf.Clip, tmp_path: Path, c
     assert json.loads(report.read_text()) == json.loads(capsys.readouterr().out)
 
 
-def test_torch_only_flags_are_refused_on_onnxruntime(vfr_mkv: mf.Clip, tmp_path: Path, capsys) -> None:
-    for flag in ("--torch-compile", "--cuda-graphs"):
-        argv = ["upscale", str(vfr_mkv.path), str(tmp_path / "o.mkv"), "--backend", "onnxruntime", flag]
-        assert main(argv) == 2
-        assert "need the torch backend" in capsys.readouterr().err
+def test_folder_json_lists_every_file_with_its_exit_code(inbox: Path, tmp_path: Path, capsys) -> None:
+    assert main(["upscale", str(inbox), str(tmp_path / "out"), "--json", *FAST]) == 2
+    said = json.loads(capsys.readouterr().out)
+    codes = {Path(f["input"]).name: (f["status"], f["exit_code"]) for f in said["files"]}
+    assert codes == {"a.mkv": ("done", 0), "b.mp4": ("done", 0), "c.mp4": ("failed", 2)}
 
 
 def test_report_counts_frames_streams_and_duration(vfr_mkv: mf.Clip, tmp_path: Path, capsys) -> None:

@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, Profile, cache_dir, parse_shape
+from vsr.backends.options import OrtOptions
+from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, cache_dir, parse_shape
 from vsr.errors import BackendUnavailableError, UsageError
 from vsr.models.artefacts import shipped_models
 
 
 def _cuda() -> bool:
-    from vsr.backends.torch_backend import cuda_available
+    from vsr.backends.select import cuda_available
 
     return cuda_available()
 
@@ -45,7 +46,7 @@ def test_default_profile_covers_sd_to_4k_in_one_plan() -> None:
             assert DEFAULT_PROFILE.covers((n, h, w))
     assert not DEFAULT_PROFILE.covers((1, 4320, 7680)) and not DEFAULT_PROFILE.covers((8, 1080, 1920))
     with pytest.raises(UsageError, match="min <= opt <= max"):
-        Profile(min=(1, 64, 64), opt=(1, 32, 64), max=(1, 64, 64))
+        ShapeProfile(min=(1, 64, 64), opt=(1, 32, 64), max=(1, 64, 64))
 
 
 def test_plan_key_changes_with_every_field_and_only_then() -> None:
@@ -56,7 +57,7 @@ def test_plan_key_changes_with_every_field_and_only_then() -> None:
         "compute_capability": "8.9",
         "tensorrt": "11.0.0",
         "precision": "bf16",
-        "profile": Profile((1, 32, 32), (1, 720, 1280), (2, 1080, 1920)).describe(),
+        "profile": ShapeProfile((1, 32, 32), (1, 720, 1280), (2, 1080, 1920)).describe(),
         "workspace_mib": 1024,
         "format": 2,
     }
@@ -139,17 +140,21 @@ def test_auto_prefers_tensorrt_then_torch_cuda_then_onnxruntime(monkeypatch: pyt
 
     def machine(cuda: bool, installed: set[str]) -> None:
         monkeypatch.setattr(select, "cuda_available", lambda: cuda)
-        monkeypatch.setattr(select, "_installed", lambda m: m in installed)
+        monkeypatch.setattr(select, "installed", lambda m: m in installed)
 
     machine(True, {"torch", "tensorrt"})
-    assert (select.choose("auto").name, select.choose("auto").reason) == (
+    assert (select.choose("auto").options.name, select.choose("auto").reason) == (
         "tensorrt",
         "auto: CUDA device and TensorRT found",
     )
+    assert select.choose("auto").device == "cuda"
     machine(True, {"torch"})
-    assert select.choose("auto").name == "torch" and "TensorRT not installed" in select.choose("auto").reason
+    choice = select.choose("auto")
+    assert (choice.options.name, choice.device) == ("torch", "cuda")
+    assert "TensorRT not installed" in choice.reason
     machine(False, {"torch", "tensorrt"})
-    assert select.choose("auto") == select.Choice("onnxruntime", "cpu", "auto: no CUDA device")
+    assert select.choose("auto") == select.Choice(OrtOptions(), "auto: no CUDA device")
+    assert select.choose("auto").device == "cpu"
     with pytest.raises(BackendUnavailableError, match="CUDA device"):
         select.choose("tensorrt")  # never reaches TensorRT without a device
     machine(True, {"torch"})
@@ -157,10 +162,11 @@ def test_auto_prefers_tensorrt_then_torch_cuda_then_onnxruntime(monkeypatch: pyt
         select.choose("tensorrt")
     machine(False, set())
     assert "torch is not installed" in select.choose("auto").reason
-    with pytest.raises(BackendUnavailableError, match="unknown backend"):
+    with pytest.raises(UsageError, match="unknown backend"):
         select.choose("cuda")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_cuda(), reason="checks the refusal on a machine without CUDA")
 def test_build_engine_without_a_gpu_is_one_clear_line() -> None:
     out = subprocess.run(
@@ -170,11 +176,12 @@ def test_build_engine_without_a_gpu_is_one_clear_line() -> None:
     assert out.stderr.count("\n") == 1 and "CUDA device" in out.stderr
 
 
+@pytest.mark.slow
 def test_build_engine_checks_its_arguments_before_any_gpu_work(tmp_path: Path) -> None:
     cases = [
         (["--model", "compact-x2", "--min", "2x64x64", "--opt", "1x64x64"], "min <= opt <= max"),
         (["--model", "compact-x2", "--max", "4k"], "expected NxHxW"),
-        (["--model", "compact-x2", "--precision", "int8"], "unknown precision"),
+        (["--model", "compact-x2", "--precision", "int8"], "'int8' is not one of"),
         (["--model", str(tmp_path / "missing.onnx"), "--precision", "fp32"], "no such file"),
     ]
     for args, message in cases:
@@ -194,7 +201,7 @@ def test_tensorrt_matches_onnxruntime_and_reuses_its_plan(
 
     monkeypatch.setenv("VSR_CACHE_DIR", str(tmp_path))
     model = shipped_models()["compact-x2"]
-    profile = Profile((1, 16, 16), (2, 64, 96), (2, 128, 128))
+    profile = ShapeProfile((1, 16, 16), (2, 64, 96), (2, 128, 128))
     digest = model.entry["sha256"][model.onnx.name]
     builds: list[str] = []
     args = dict(precision=precision, profile=profile, workspace_mib=1024, log=builds.append)
@@ -202,7 +209,7 @@ def test_tensorrt_matches_onnxruntime_and_reuses_its_plan(
     again, _ = ensure_plan("compact-x2", digest, lambda: onnx_for(model, precision), **args)  # type: ignore[arg-type]
     assert again == cached and len(builds) == 1  # the second call found the cached plan
     batch = np.random.default_rng(4).integers(0, 256, (2, 40, 72, 3), dtype=np.uint8)
-    with TensorRTBackend(cached.plan, profile, scale=2) as trt_b, OrtBackend(model.onnx) as ort_b:
+    with TensorRTBackend(cached.plan, profile, scale=2) as trt_b, OrtBackend(model.onnx, scale=2) as ort_b:
         got, want = trt_b.run(batch), ort_b.run(batch)
         with pytest.raises(Exception, match="outside the plan's profile"):
             trt_b.run(np.zeros((1, 256, 256, 3), np.uint8))

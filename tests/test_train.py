@@ -104,7 +104,7 @@ def test_denoise_mix_weights_repeated_levels_and_shares_their_copy() -> None:
 
 
 def test_training_command_records_a_custom_denoise_mix(tmp_path: Path) -> None:
-    from vsr.models.ship import _training_command
+    from vsr.train.release import _training_command
 
     config = TrainConfig(model="dncnn-color", data=tmp_path, out=tmp_path / "run").to_json()
     assert "--jpeg-qualities" not in _training_command(config)  # defaults are not spelled out

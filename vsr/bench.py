@@ -19,9 +19,11 @@ from typing import Any
 import av
 import numpy as np
 
-from vsr.backends.select import Choice, choose, open_backend
+from vsr.backends.options import OrtOptions, TorchOptions
+from vsr.backends.select import Choice, choose, cuda_available, installed, open_backend
 from vsr.errors import BackendUnavailableError, UsageError
 from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter
+from vsr.media.reader import yuv_layout
 from vsr.models.artefacts import ShippedModel, shipped_model
 from vsr.pipeline import UpscaleJob, UpscaleRequest
 
@@ -71,13 +73,9 @@ def model_grid(
     for name, backend_name, precision in itertools.product(models, backends, precisions):
         model = shipped_model(name)
         try:
-            choice = choose(backend_name)
-            if choice.device == "cpu" and precision == "fp16":
-                raise BackendUnavailableError("fp16 needs a CUDA device")
-            if choice.name == "onnxruntime" and precision != "fp32":
-                raise BackendUnavailableError("the ONNX Runtime graphs are fp32")
-            backend = open_backend(choice, model, precision=precision, log=log)  # type: ignore[arg-type]
-        except BackendUnavailableError as exc:
+            choice = choose(backend_name, precision=precision)
+            backend = open_backend(choice.options, model, log=log)
+        except (BackendUnavailableError, UsageError) as exc:
             for res, batch in itertools.product(resolutions, batches):
                 points.append(GridPoint(name, backend_name, "-", precision, res, batch, skipped=str(exc)))
             continue
@@ -94,7 +92,7 @@ def _measure(
 ) -> GridPoint:
     h, w = RESOLUTIONS[res]
     host = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
-    base = GridPoint(model.spec.name, choice.name, choice.device, precision, res, batch)
+    base = GridPoint(model.spec.name, choice.options.name, choice.device, precision, res, batch)
     peak = None
     if choice.device == "cuda":
         import torch
@@ -190,22 +188,21 @@ def end_to_end(
     which is how machines without a GPU test this code.
     """
     model = shipped_model(model_name)
-    choice = choose(backend_name)
+    choice = choose(backend_name, precision=precision)
     cuda = choice.device == "cuda" if staged is None else staged
-    if cuda and choice.name == "onnxruntime":
+    if cuda and isinstance(choice.options, OrtOptions):
         raise UsageError("the staged device path needs the torch or tensorrt backend")
-    precision = precision or ("fp16" if choice.device == "cuda" else "fp32")
     encode = EncodeOptions(preset="veryfast" if cuda else "medium")
-    with VideoReader(clip, layout="yuv" if cuda else "rgb24") as reader:
-        fmt, layout = reader.format, reader.layout
-        frames = [item for item in reader if isinstance(item, Frame)]
+    with VideoReader(clip) as reader:
+        fmt = reader.format
+        layout = yuv_layout(fmt.pix_fmt) if cuda else "rgb24"
+        frames = [item for item in reader.read(layout) if isinstance(item, Frame)]
+        t0 = time.perf_counter()
+        n = sum(1 for item in reader.read(layout) if isinstance(item, Frame))
+        stages = {"decode": n / (time.perf_counter() - t0)}
     pts = [f.pts for f in frames]
     pixels = [f.pixels for f in frames]
-    t0 = time.perf_counter()
-    with VideoReader(clip, layout="yuv" if cuda else "rgb24") as reader:
-        n = sum(1 for item in reader if isinstance(item, Frame))
-    stages = {"decode": n / (time.perf_counter() - t0)}
-    with open_backend(choice, model, precision=precision) as backend:  # type: ignore[arg-type]
+    with open_backend(choice.options, model) as backend:
         if cuda:
             from vsr.pipeline.device import DevicePath
 
@@ -228,8 +225,9 @@ def end_to_end(
             clip, out_dir / "e2e.mkv", scale=model.spec.scale, batch=size, encode=encode, overwrite=True
         )
         result = UpscaleJob(request, [backend], device_path=path).run()
-    with open_backend(choice, model, precision="fp32") as fp32:  # type: ignore[arg-type]
-        naive = naive_loop(clip, fp32, model.spec.scale, encode, out_dir / "naive.mkv")
+    fp32 = choose(backend_name, precision="fp32")
+    with open_backend(fp32.options, model) as fp32_backend:
+        naive = naive_loop(clip, fp32_backend, model.spec.scale, encode, out_dir / "naive.mkv")
     slowest = min(stages.values())
     return EndToEnd(
         clip=str(clip),
@@ -297,7 +295,7 @@ def _host_to_host(
     """(staged fps, naive fps) from host frames to host frames, no decode or encode."""
     from vsr.backends.torch_backend import TorchBackend
     from vsr.pipeline.device import yuv_chain
-    from vsr.pipeline.staging import DeviceStager
+    from vsr.pipeline.double_buffer import DeviceStager
     from vsr.pipeline.yuv import YuvSpec
 
     spec = YuvSpec.of(fmt, layout)
@@ -313,7 +311,8 @@ def _host_to_host(
         stager.drain()
         staged = len(pixels) / (time.perf_counter() - t0)
     frame = np.random.default_rng(0).integers(0, 256, (1, fmt.height, fmt.width, 3), np.uint8)
-    with TorchBackend(model.spec, model.weights, device=path.device.type, precision="fp32") as eager:
+    eager_options = TorchOptions(device=path.device.type, precision="fp32")
+    with TorchBackend(model.spec, model.weights, eager_options) as eager:
         eager.run(frame)  # warm-up
         t0 = time.perf_counter()
         for _ in pixels:
@@ -330,7 +329,9 @@ def _encode_alone(
         deep = pixels[0].dtype == np.uint16
         layout = "rgb24" if pixels[0].ndim == 3 else ("yuv420p10le" if deep else "yuv420p")
         width, height = fmt.width * scale, fmt.height * scale
-        with VideoWriter(out, source=reader, width=width, height=height, options=encode) as writer:
+        with VideoWriter(
+            out, source=fmt, streams=reader.streams, width=width, height=height, options=encode
+        ) as writer:
             t0 = time.perf_counter()
             for picture, p in zip(pixels, pts, strict=True):
                 writer.write_frame(picture, p, layout)  # type: ignore[arg-type]
@@ -345,7 +346,7 @@ def naive_loop(clip: Path, backend: Any, scale: int, encode: EncodeOptions, out:
     with VideoReader(clip) as reader:
         fmt = reader.format
         size = {"width": fmt.width * scale, "height": fmt.height * scale}
-        with VideoWriter(out, source=reader, options=encode, **size) as writer:
+        with VideoWriter(out, source=fmt, streams=reader.streams, options=encode, **size) as writer:
             for item in reader:
                 if isinstance(item, Frame):
                     writer.write_frame(backend.run(item.pixels[None])[0], item.pts)
@@ -386,3 +387,78 @@ def chart(points: Sequence[GridPoint], e2e: EndToEnd | None, out: Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def run(
+    *,
+    models: Sequence[str] | None = None,
+    resolutions: Sequence[str] | None = None,
+    batches: Sequence[int] = (1, 4),
+    precisions: Sequence[str] | None = None,
+    backends: Sequence[str] | None = None,
+    seconds: float = 1.0,
+    e2e: bool = True,
+    clip: Path | None = None,
+    e2e_model: str | None = None,
+    e2e_backend: str = "auto",
+    e2e_size: str | None = None,
+    e2e_frames: int = 48,
+    log: Callable[[str], None] = lambda _m: None,
+) -> BenchResult:
+    """The whole `vsr bench`: the grid and the end-to-end breakdown, with defaults chosen by device."""
+    import platform
+    import tempfile
+
+    cuda = cuda_available()
+    resolutions = list(resolutions or (["720p", "1080p"] if cuda else ["360p"]))
+    if unknown := [r for r in [*resolutions, e2e_size or "360p"] if r not in RESOLUTIONS]:
+        raise UsageError(f"unknown resolution {unknown[0]!r}; choose among {', '.join(RESOLUTIONS)}")
+    if not batches or min(batches) < 1:
+        raise UsageError("batch sizes must be positive integers")
+    if backends is None:
+        backends = (["tensorrt"] if cuda and installed("tensorrt") else []) + (
+            ["torch"] if cuda else ["onnxruntime"]
+        )
+        backends += ["torch"] if not cuda and installed("torch") else []
+    default_models = ["espcn-x2", "compact-x2", "compact-x4"] if cuda else ["espcn-x2", "compact-x2"]
+    points = model_grid(
+        list(models or default_models),
+        resolutions,
+        batches,
+        list(precisions or (["fp32", "fp16"] if cuda else ["fp32"])),
+        backends,
+        seconds=seconds,
+        log=log,
+    )
+    breakdown = None
+    if e2e:
+        with tempfile.TemporaryDirectory(prefix="vsr-bench-") as tmp:
+            if clip is None:
+                h, w = RESOLUTIONS[e2e_size or ("1080p" if cuda else "360p")]
+                clip = synthetic_clip(Path(tmp) / "clip.mkv", height=h, width=w, frames=e2e_frames)
+            model = e2e_model or ("compact-x2" if cuda else "espcn-x2")
+            breakdown = end_to_end(clip, model, e2e_backend, precision=None, batch=None, out_dir=Path(tmp))
+    gpu = None
+    if cuda:
+        import torch
+
+        gpu = torch.cuda.get_device_name()
+    machine = {"platform": platform.platform(), "processor": platform.processor(), "gpu": gpu}
+    return BenchResult(machine, tuple(points), breakdown)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """A `vsr bench` run: the machine, the model-only grid and the end-to-end breakdown."""
+
+    machine: dict[str, str | None]
+    model_only: tuple[GridPoint, ...]
+    end_to_end: EndToEnd | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record (bench/results/*.json)."""
+        return {
+            "machine": self.machine,
+            "model_only": [asdict(p) for p in self.model_only],
+            "end_to_end": asdict(self.end_to_end) if self.end_to_end else None,
+        }

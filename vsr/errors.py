@@ -1,39 +1,31 @@
-"""Typed errors. Library code raises these; only the CLI prints them and chooses exit codes."""
+"""Typed errors. Library code raises these; only the CLI prints them and chooses exit codes.
+
+Each also subclasses the built-in it refines, as PyAV's errors do, so `except ValueError` in a caller's
+code still catches a bad request.
+"""
 
 from __future__ import annotations
 
 
 class VsrError(Exception):
-    """Base of every error vsr raises on purpose; exit_code is what the CLI returns for it."""
-
-    exit_code = 3
+    """Base of every error vsr raises on purpose."""
 
 
-class BadInputError(VsrError):
-    """The input cannot be processed: missing, not media, no video stream, undecodable."""
-
-    exit_code = 2
-
-
-class UsageError(VsrError):
+class UsageError(VsrError, ValueError):
     """The request itself is wrong: output equals input, output exists, unknown model, bad option."""
 
-    exit_code = 2
+
+class BadInputError(VsrError, ValueError):
+    """The input cannot be processed: missing, not media, no video stream, undecodable."""
 
 
-class ModelError(VsrError):
+class ModelError(VsrError, RuntimeError):
     """A model or its artefacts are missing or inconsistent (a packaging defect, not the user's fault)."""
 
-    exit_code = 3
 
-
-class BackendUnavailableError(VsrError):
+class BackendUnavailableError(VsrError, RuntimeError):
     """The requested inference backend cannot run on this machine."""
 
-    exit_code = 2
 
-
-class StalledError(VsrError):
+class StalledError(VsrError, TimeoutError):
     """No frame moved through the job for longer than its stall timeout (a hung decoder, encoder or model)."""
-
-    exit_code = 3

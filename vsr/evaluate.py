@@ -6,16 +6,13 @@ ONNX Runtime session, a torch model during training, or plain bicubic. numpy onl
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
-from vsr.errors import UsageError
+from vsr.degradations import jpeg_degrade, noise_degrade
 from vsr.imresize import imresize
 from vsr.media.images import image_files, read_image
 from vsr.metrics import luma, modcrop, psnr, shave, ssim
@@ -70,50 +67,6 @@ def evaluate_sr(images: Sequence[tuple[str, np.ndarray]], scale: int, predict: P
         base = imresize(lr, scale)
         scores.append(_score(name, out, base, hr, scale))
     return scores
-
-
-def add_gaussian_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
-    """Clean uint8 + N(0, σ²) noise with a fixed seed, rounded and clipped to uint8 (what a model sees)."""
-    rng = np.random.default_rng(seed)
-    noisy = img.astype(np.float64) + rng.normal(0.0, sigma, img.shape)
-    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
-
-
-def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    """Round-trip RGB uint8 through Pillow's standard JPEG encoder (4:2:0, as video is) at `quality`."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise UsageError("JPEG degradation uses Pillow's encoder: pip install pillow") from None
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
-def h264(img: np.ndarray, crf: int) -> np.ndarray:
-    """Round-trip RGB uint8 through libx264 (one intra frame, 4:2:0, BT.601 limited range) at `crf`."""
-    h, w = img.shape[:2]
-    even = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # 4:2:0 needs even sizes
-    ctx = av.CodecContext.create("libx264", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = even.shape[1], even.shape[0], "yuv420p"
-    ctx.time_base = Fraction(1, 25)
-    ctx.options = {"crf": str(crf), "preset": "medium", "tune": "psnr"}
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24").reformat(format="yuv420p")
-    frame.pts = 0
-    packets = ctx.encode(frame) + ctx.encode(None)
-    decoder = av.CodecContext.create("h264", "r")
-    decoded = [f for p in packets for f in decoder.decode(p)] + decoder.decode(None)
-    return np.ascontiguousarray(decoded[0].to_ndarray(format="rgb24")[:h, :w])
-
-
-def jpeg_degrade(quality: int) -> Callable[[np.ndarray, int], np.ndarray]:
-    """The JPEG degradation at `quality`, in evaluate_denoise's form."""
-    return lambda img, _index: jpeg(img, quality)
-
-
-def noise_degrade(sigma: float) -> Callable[[np.ndarray, int], np.ndarray]:
-    """Gaussian noise of σ (on 0..255) with the image index as seed, rounded to uint8."""
-    return lambda img, index: add_gaussian_noise(img, sigma, index)
 
 
 def evaluate_denoise(

@@ -1,90 +1,123 @@
-"""Which backend runs a model: asked for by name, or picked by `auto` with the reason stated."""
+"""Which backend runs a model: asked for by name or options object, or picked by `auto` with the reason."""
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from vsr.backends import Backend
-from vsr.backends.torch_backend import Precision, cuda_available
-from vsr.errors import BackendUnavailableError
+from vsr.backends.options import BACKENDS, BackendOptions, OrtOptions, TensorRTOptions, TorchOptions
+from vsr.errors import BackendUnavailableError, UsageError
 from vsr.models.artefacts import ShippedModel
 
-BackendName = Literal["onnxruntime", "torch", "tensorrt"]
-BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
+
+def cuda_available() -> bool:
+    """Whether torch is installed and sees a working CUDA device."""
+    if not installed("torch"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def installed(module: str) -> bool:
+    """Whether `module` can be imported (without importing it)."""
+    return importlib.util.find_spec(module) is not None
 
 
 @dataclass(frozen=True)
 class Choice:
-    """A backend and why it was chosen."""
+    """A backend's options and why they were chosen."""
 
-    name: BackendName
-    device: str
+    options: BackendOptions
     reason: str
 
+    @property
+    def device(self) -> str:
+        """ "cuda" or "cpu": where the model runs."""
+        if isinstance(self.options, TorchOptions):
+            return self.options.device
+        return "cuda" if isinstance(self.options, TensorRTOptions) else "cpu"
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+
+def choose(
+    backend: str | BackendOptions = "auto",
+    *,
+    precision: str | None = None,
+    threads: int = 0,
+    compile: bool = False,
+    cuda_graphs: bool = False,
+) -> Choice:
+    """Resolve a backend request into options. `auto`: TensorRT when it and a CUDA device are there, then
+    torch on CUDA, then ONNX Runtime; on the CPU, torch where only it can honour the request (bf16,
+    --torch-compile). Options a backend cannot honour raise UsageError; a missing runtime
+    BackendUnavailableError."""
+    if isinstance(backend, OrtOptions | TorchOptions | TensorRTOptions):
+        if precision is not None or threads or compile or cuda_graphs:
+            raise UsageError("with a backend options object, set precision, threads and flags inside it")
+        return Choice(backend, "asked for")
+    if backend not in ("auto", *BACKENDS):
+        raise UsageError(f"unknown backend {backend!r}; choose auto, {', '.join(BACKENDS)}")
+    torch_only = compile or cuda_graphs
+    name, reason = _auto(precision, torch_only) if backend == "auto" else (backend, "asked for")
+    if name == "onnxruntime":
+        if torch_only:
+            raise UsageError("--torch-compile and --cuda-graphs need the torch backend")
+        return Choice(OrtOptions(threads=threads, precision=precision or "fp32"), reason)  # type: ignore[arg-type]
+    if not installed("torch"):
+        raise BackendUnavailableError(f"the {name} backend needs torch (pip install 'vsr[gpu]')")
+    cuda = cuda_available()
+    if name == "torch":
+        device = "cuda" if cuda else "cpu"
+        options = TorchOptions(
+            device=device,
+            precision=precision or ("fp16" if cuda else "fp32"),  # type: ignore[arg-type]
+            threads=threads,
+            compile=compile,
+            cuda_graphs=cuda_graphs,
+        )
+        return Choice(options, reason)
+    if not cuda:  # checked first: no TensorRT object may exist without a CUDA device
+        raise BackendUnavailableError("the tensorrt backend needs a working CUDA device; none was found")
+    if not installed("tensorrt"):
+        raise BackendUnavailableError("the tensorrt backend needs TensorRT (pip install 'vsr[tensorrt]')")
+    if torch_only:
+        raise UsageError("--torch-compile and --cuda-graphs need the torch backend")
+    if threads:
+        raise UsageError("--threads sets CPU inference threads; TensorRT runs on the GPU")
+    return Choice(TensorRTOptions(precision=precision or "fp16"), reason)  # type: ignore[arg-type]
 
 
-def choose(requested: str) -> Choice:
-    """Resolve `auto`: TensorRT when it and a CUDA device are there, then torch on CUDA, then ONNX Runtime."""
-    if requested not in BACKENDS:
-        raise BackendUnavailableError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
-    if requested == "onnxruntime":
-        return Choice("onnxruntime", "cpu", "asked for")
-    if requested == "torch":
-        return Choice("torch", "cuda" if cuda_available() else "cpu", "asked for")
-    if requested == "tensorrt":
-        if not cuda_available():  # checked first: no TensorRT object may exist without a CUDA device
-            raise BackendUnavailableError("the tensorrt backend needs a working CUDA device; none was found")
-        if not _installed("tensorrt"):
-            raise BackendUnavailableError("the tensorrt backend needs TensorRT (pip install 'vsr[tensorrt]')")
-        return Choice("tensorrt", "cuda", "asked for")
-    if not _installed("torch"):
-        return Choice("onnxruntime", "cpu", "auto: torch is not installed, so no CUDA path")
+def _auto(precision: str | None, torch_only: bool) -> tuple[str, str]:
+    if not installed("torch"):
+        return "onnxruntime", "auto: torch is not installed, so no CUDA path"
     if not cuda_available():
-        return Choice("onnxruntime", "cpu", "auto: no CUDA device")
-    if _installed("tensorrt"):
-        return Choice("tensorrt", "cuda", "auto: CUDA device and TensorRT found")
-    return Choice("torch", "cuda", "auto: CUDA device found, TensorRT not installed")
+        if torch_only:
+            return "torch", "auto: no CUDA device; torch on the CPU, as --torch-compile/--cuda-graphs ask"
+        if precision == "bf16":
+            return (
+                "torch",
+                "auto: no CUDA device; torch on the CPU runs bf16 (ONNX Runtime's graphs are fp32)",
+            )
+        return "onnxruntime", "auto: no CUDA device"
+    if installed("tensorrt") and not torch_only:
+        return "tensorrt", "auto: CUDA device and TensorRT found"
+    return "torch", "auto: CUDA device found" + ("" if torch_only else ", TensorRT not installed")
 
 
 def open_backend(
-    choice: Choice,
-    model: ShippedModel,
-    *,
-    threads: int = 0,
-    precision: Precision = "fp32",
-    compile: bool = False,
-    cuda_graphs: bool = False,
-    log: Callable[[str], None] = lambda _msg: None,
+    options: BackendOptions, model: ShippedModel, *, log: Callable[[str], None] = lambda _msg: None
 ) -> Backend:
-    """Load a shipped model on the chosen backend (TensorRT builds and caches its plan on first use).
-
-    compile and cuda_graphs apply to the torch backend only (torch.compile; CUDA graphs per input shape).
-    """
-    if (compile or cuda_graphs) and choice.name != "torch":
-        raise BackendUnavailableError("--torch-compile and --cuda-graphs need the torch backend")
-    if choice.name == "onnxruntime":
+    """Load a shipped model on a backend (TensorRT builds and caches its plan on first use)."""
+    if isinstance(options, OrtOptions):
         from vsr.backends.ort_backend import OrtBackend
 
-        return OrtBackend(model.onnx, threads=threads, onnx16=model.onnx16)
-    if choice.name == "tensorrt":
+        return OrtBackend(model.onnx, scale=model.spec.scale, onnx_uint16=model.onnx_uint16, options=options)
+    if isinstance(options, TensorRTOptions):
         from vsr.backends.tensorrt_backend import open_tensorrt
 
-        return open_tensorrt(model, precision, log=log)
+        return open_tensorrt(model, options, log=log)
     from vsr.backends.torch_backend import TorchBackend
 
-    return TorchBackend(
-        model.spec,
-        model.weights,
-        device=choice.device,
-        precision=precision,
-        threads=threads,
-        channels_last=choice.device == "cuda",  # NHWC is what tensor-core convolutions want
-        compile=compile,
-        cuda_graphs=cuda_graphs,
-    )
+    return TorchBackend(model.spec, model.weights, options)

@@ -15,12 +15,13 @@ import io
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, Profile, TrtPrecision, cache_dir
+from vsr.backends import DeviceBackend
+from vsr.backends.options import TensorRTOptions
+from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, TrtPrecision, cache_dir
 from vsr.errors import BackendUnavailableError, ModelError
 from vsr.models.artefacts import ShippedModel
 
@@ -73,7 +74,7 @@ def onnx_for(model: ShippedModel, precision: TrtPrecision) -> bytes:
 
 
 def build_plan(
-    onnx: bytes, profile: Profile, *, workspace_mib: int, timing_cache: Path | None = None
+    onnx: bytes, profile: ShapeProfile, *, workspace_mib: int, timing_cache: Path | None = None
 ) -> bytes:
     """Serialize a plan for `onnx` with one optimisation profile; ModelError quotes the parser on failure."""
     _cuda_device()  # first: TensorRT is never touched without a working CUDA device
@@ -105,7 +106,7 @@ def build_plan(
     return bytes(memoryview(plan))
 
 
-def plan_key(onnx_sha256: str, precision: TrtPrecision, profile: Profile, workspace_mib: int) -> PlanKey:
+def plan_key(onnx_sha256: str, precision: TrtPrecision, profile: ShapeProfile, workspace_mib: int) -> PlanKey:
     """The cache key of a plan for this graph on the present GPU and TensorRT."""
     gpu, capability = device_identity()
     version = _tensorrt().__version__
@@ -118,7 +119,7 @@ def ensure_plan(
     onnx: Callable[[], bytes],
     *,
     precision: TrtPrecision = "fp16",
-    profile: Profile = DEFAULT_PROFILE,
+    profile: ShapeProfile = DEFAULT_PROFILE,
     workspace_mib: int = 4096,
     rebuild: bool = False,
     log: Callable[[str], None] = lambda _msg: None,
@@ -136,14 +137,13 @@ def ensure_plan(
     return cached, key
 
 
-class TensorRTBackend:
-    """One plan, one execution context; uint8 NHWC in and out like every backend."""
+class TensorRTBackend(DeviceBackend):
+    """One plan, one execution context; uint8 NHWC in and out (the plans have uint8 interfaces)."""
 
-    def __init__(self, plan: Path, profile: Profile, *, scale: int) -> None:
+    def __init__(self, plan: Path, profile: ShapeProfile, *, scale: int) -> None:
         import torch
 
         self.scale = scale
-        self.supports_deep = False  # the plans have uint8 interfaces
         self._torch = torch
         self.device = _cuda_device()  # before any TensorRT object exists
         trt = _tensorrt()
@@ -181,11 +181,13 @@ class TensorRTBackend:
 
     def run_float(self, x: Any) -> Any:
         """(N, 3, H, W) float 0..1 → float output through the plan's uint8 interface (8-bit at the model)."""
-        q = x.mul(255.0).round_().clamp_(0.0, 255.0).to(self._torch.uint8).permute(0, 2, 3, 1)
-        return self.run_device(q).permute(0, 3, 1, 2).float().div_(255.0)
+        from vsr.models.export import codes_to_unit, unit_to_codes
+
+        return codes_to_unit(self.run_device(unit_to_codes(x, self._torch.uint8)))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB → (N, H·s, W·s, 3) uint8 RGB (synchronous; the GPU pipeline overlaps)."""
+        self.check(batch)
         x = self._torch.from_numpy(batch).to(self.device)
         return self.run_device(x).cpu().numpy()
 
@@ -193,24 +195,18 @@ class TensorRTBackend:
         """Release context, engine and runtime in the reverse order of creation."""
         self._context = self._engine = self._runtime = None
 
-    def __enter__(self) -> TensorRTBackend:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
 
 def open_tensorrt(
-    model: ShippedModel, precision: TrtPrecision, *, log: Callable[[str], None] = lambda _m: None
+    model: ShippedModel, options: TensorRTOptions, *, log: Callable[[str], None] = lambda _m: None
 ) -> TensorRTBackend:
-    """A TensorRT backend for a shipped model with the default profile, building its plan once."""
+    """A TensorRT backend for a shipped model with the options' profile, building its plan once."""
     cached, _key = ensure_plan(
         model.spec.name,
         model.entry["sha256"][model.onnx.name],
-        lambda: onnx_for(model, precision),
-        precision=precision,
+        lambda: onnx_for(model, options.precision),
+        precision=options.precision,
+        profile=options.profile,
+        workspace_mib=options.workspace_mib,
         log=log,
     )
-    return TensorRTBackend(cached.plan, DEFAULT_PROFILE, scale=model.spec.scale)
+    return TensorRTBackend(cached.plan, options.profile, scale=model.spec.scale)

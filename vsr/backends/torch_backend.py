@@ -3,75 +3,55 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from vsr.backends import UINT8, UINT16, DeviceBackend
+from vsr.backends.options import TorchOptions
 from vsr.errors import BackendUnavailableError
 from vsr.models.registry import ModelSpec
 
-Precision = Literal["fp32", "fp16", "bf16"]
 
+class TorchBackend(DeviceBackend):
+    """Runs a registry model with integer NHWC codes in and out (uint8, or uint16 at 16-bit precision);
+    layout, scaling and rounding in one fused module. NHWC memory (channels_last) on CUDA, where tensor-core
+    convolutions want it."""
 
-def cuda_available() -> bool:
-    """Whether torch is installed and sees a working CUDA device."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-class TorchBackend:
-    """Runs a registry model with uint8 NHWC in and out; layout, scaling and rounding in one fused module."""
-
-    def __init__(
-        self,
-        spec: ModelSpec,
-        weights: Path,
-        *,
-        device: str = "cpu",
-        precision: Precision = "fp32",
-        channels_last: bool = False,
-        threads: int = 0,
-        compile: bool = False,
-        cuda_graphs: bool = False,
-    ) -> None:
+    def __init__(self, spec: ModelSpec, weights: Path, options: TorchOptions = TorchOptions()) -> None:
         try:
             import torch
         except ImportError:
             raise BackendUnavailableError("the torch backend needs torch (pip install 'vsr[gpu]')") from None
-        from vsr.models.export import Uint8Io, load_model
+        from vsr.models.export import IntegerIo, load_model
 
         self._torch = torch
-        self.device = torch.device(device)
+        self.device = torch.device(options.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailableError("no CUDA device is available to torch")
-        if self.device.type == "cpu" and precision == "fp16":
-            raise BackendUnavailableError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
-        if threads and self.device.type == "cpu":
-            torch.set_num_threads(threads)
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        precision, compile, cuda_graphs = options.precision, options.compile, options.cuda_graphs
         dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         net = load_model(spec, weights).to(self.device, dtype)
+        channels_last = self.device.type == "cuda"
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
-        if cuda_graphs and self.device.type != "cuda":
-            raise BackendUnavailableError("CUDA graphs need a CUDA device")
         if compile:
             # dynamic=True: one compiled graph for every frame size instead of a recompile per resolution.
             net = torch.compile(net, dynamic=True)
-        self.scale = spec.scale
-        self.supports_deep = True  # uint16 batches run at 16-bit precision (Uint8Io scales by their range)
+        self.scale, self.channels = spec.scale, spec.channels
+        self.dtypes = frozenset({UINT8, UINT16})  # IntegerIo scales 16-bit codes by their own range
         self._dtype, self._channels_last = dtype, channels_last
-        self._net = Uint8Io(net, dtype, scale=spec.scale, margin=spec.edge_margin).eval()
+        self._net = IntegerIo(net, dtype, scale=spec.scale, margin=spec.edge_margin).eval()
         self._graphs: dict[tuple, tuple[Any, Any, Any]] = {} if cuda_graphs else None  # type: ignore[assignment]
         where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
         extras = "".join(f", {x}" for x, on in (("compiled", compile), ("CUDA graphs", cuda_graphs)) if on)
         self.name = f"torch {torch.__version__} ({where}, {precision}{extras})"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 RGB → (N, H·s, W·s, 3) uint8 RGB."""
+        """(N, H, W, 3) uint8 (or uint16) RGB → (N, H·s, W·s, 3) of the same type."""
+        self.check(batch)
         x = self._torch.from_numpy(batch).to(self.device)
         return self.run_device(x).cpu().numpy()
 
@@ -125,11 +105,3 @@ class TorchBackend:
         self._net = None  # type: ignore[assignment]
         if self.device.type == "cuda":
             self._torch.cuda.empty_cache()
-
-    def __enter__(self) -> TorchBackend:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from vsr.errors import UsageError
+from vsr.files import atomic_write
 
 TrtPrecision = Literal["fp32", "fp16", "bf16"]
 Shape = tuple[int, int, int]  # N, H, W of the (N, H, W, 3) uint8 input
@@ -36,7 +37,7 @@ def parse_shape(text: str) -> Shape:
 
 
 @dataclass(frozen=True)
-class Profile:
+class ShapeProfile:
     """One TensorRT optimisation profile of the input: shapes from min to max, tuned for opt."""
 
     min: Shape
@@ -59,13 +60,13 @@ class Profile:
 
 # SD to 4K inputs in one plan, tuned for 1080p batches, so users never rebuild per resolution. The batch
 # maximum bounds the activation memory TensorRT reserves (a 48-channel fp16 activation at 4 × 4K is 3 GB).
-DEFAULT_PROFILE = Profile(min=(1, 32, 32), opt=(4, 1080, 1920), max=(4, 2160, 3840))
+DEFAULT_PROFILE = ShapeProfile(min=(1, 32, 32), opt=(4, 1080, 1920), max=(4, 2160, 3840))
 
 
-def make_profile(min_: str | None, opt: str | None, max_: str | None) -> Profile:
+def make_profile(min_: str | None, opt: str | None, max_: str | None) -> ShapeProfile:
     """The default profile with any of its three shapes replaced."""
     d = DEFAULT_PROFILE
-    return Profile(
+    return ShapeProfile(
         min=parse_shape(min_) if min_ else d.min,
         opt=parse_shape(opt) if opt else d.opt,
         max=parse_shape(max_) if max_ else d.max,
@@ -81,7 +82,7 @@ class PlanKey:
     compute_capability: str  # "9.0"
     tensorrt: str  # tensorrt.__version__
     precision: TrtPrecision
-    profile: str  # Profile.describe()
+    profile: str  # ShapeProfile.describe()
     workspace_mib: int
     format: int = PLAN_FORMAT
 
@@ -137,12 +138,6 @@ class CachedPlan:
     def store(self, key: PlanKey, plan: bytes, extra: dict | None = None) -> None:
         """Write plan then sidecar, each atomically, so a crash never leaves a valid-looking pair."""
         self.plan.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.plan, plan)
+        atomic_write(self.plan, plan)
         record = {"key": asdict(key), "plan_sha256": hashlib.sha256(plan).hexdigest(), **(extra or {})}
-        _atomic_write(self.sidecar, json.dumps(record, indent=1).encode())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+        atomic_write(self.sidecar, json.dumps(record, indent=1))

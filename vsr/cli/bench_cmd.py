@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import platform
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,11 +14,11 @@ from vsr.cli import app
 from vsr.errors import UsageError
 
 if TYPE_CHECKING:
-    from vsr.bench import EndToEnd, GridPoint
+    from vsr.bench import BenchResult
 
 
-def _list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+def _list(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
 @app.command("bench")
@@ -58,82 +55,38 @@ def bench_command(
 ) -> None:
     """Benchmark the models (frames/s, megapixels/s, ms per batch, peak GPU memory) and the pipeline."""
     from vsr import bench
-    from vsr.backends.select import _installed, cuda_available
 
-    cuda = cuda_available()
-    res_list = _list(resolutions) if resolutions else (["720p", "1080p"] if cuda else ["360p"])
-    if unknown := [r for r in res_list if r not in bench.RESOLUTIONS]:
-        raise UsageError(f"unknown resolution {unknown[0]!r}; choose among {', '.join(bench.RESOLUTIONS)}")
     try:
-        batch_list = [int(b) for b in _list(batches)]
+        batch_list = [int(b) for b in _list(batches) or []]
     except ValueError:
         raise UsageError(f"--batches takes integers, got {batches!r}") from None
-    if not batch_list or min(batch_list) < 1:
-        raise UsageError("--batches takes positive integers")
-    default_backends = (
-        (["tensorrt"] if _installed("tensorrt") else []) + ["torch"] if cuda else ["onnxruntime"]
-    )
-    if not cuda and _installed("torch"):
-        default_backends.append("torch")
-    model_list = (
-        _list(models)
-        if models
-        else (["espcn-x2", "compact-x2", "compact-x4"] if cuda else ["espcn-x2", "compact-x2"])
-    )
-    log = (lambda m: None) if as_json else (lambda m: typer.echo(m, err=True))
-    points = bench.model_grid(
-        model_list,
-        res_list,
-        batch_list,
-        _list(precisions) if precisions else (["fp32", "fp16"] if cuda else ["fp32"]),
-        _list(backends) if backends else default_backends,
+    result = bench.run(
+        models=_list(models),
+        resolutions=_list(resolutions),
+        batches=batch_list,
+        precisions=_list(precisions),
+        backends=_list(backends),
         seconds=seconds,
-        log=log,
+        e2e=e2e,
+        clip=input,
+        e2e_model=e2e_model,
+        e2e_backend=e2e_backend,
+        e2e_size=e2e_size,
+        e2e_frames=e2e_frames,
+        log=(lambda m: None) if as_json else (lambda m: typer.echo(m, err=True)),
     )
-    end_to_end = None
-    if e2e:
-        with tempfile.TemporaryDirectory(prefix="vsr-bench-") as tmp:
-            clip = input
-            if clip is None:
-                h, w = bench.RESOLUTIONS[e2e_size or ("1080p" if cuda else "360p")]
-                clip = bench.synthetic_clip(Path(tmp) / "clip.mkv", height=h, width=w, frames=e2e_frames)
-            end_to_end = bench.end_to_end(
-                clip,
-                e2e_model or ("compact-x2" if cuda else "espcn-x2"),
-                e2e_backend,
-                precision=None,
-                batch=None,
-                out_dir=Path(tmp),
-            )
-    results = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "gpu": _gpu_name()},
-        "model_only": [dataclasses.asdict(p) for p in points],
-        "end_to_end": dataclasses.asdict(end_to_end) if end_to_end else None,
-    }
+    record = json.dumps(result.to_dict(), indent=1)
     if out is not None:
-        out.write_text(json.dumps(results, indent=1) + "\n")
+        out.write_text(record + "\n")
     if chart is not None:
-        bench.chart(points, end_to_end, chart)
-    if as_json:
-        print(json.dumps(results, indent=1))
-        return
-    _print(points, end_to_end)
+        bench.chart(result.model_only, result.end_to_end, chart)
+    print(record) if as_json else _print(result)
 
 
-def _gpu_name() -> str | None:
-    from vsr.backends.select import cuda_available
-
-    if not cuda_available():
-        return None
-    import torch
-
-    return torch.cuda.get_device_name()
-
-
-def _print(points: list[GridPoint], e2e: EndToEnd | None) -> None:
+def _print(result: BenchResult) -> None:
     console = Console()
     table = Table(title="model only")
-    for col in (
+    columns = (
         "model",
         "backend",
         "precision",
@@ -143,25 +96,22 @@ def _print(points: list[GridPoint], e2e: EndToEnd | None) -> None:
         "out MP/s",
         "ms/batch",
         "GPU MiB",
-    ):
+    )
+    for col in columns:
         table.add_column(col, justify="left" if col in ("model", "backend") else "right")
-    for p in points:
+    for p in result.model_only:
         cells = [p.model, p.backend, p.precision, p.resolution, str(p.batch)]
         if p.skipped:
             table.add_row(*cells, f"skipped: {p.skipped}", "", "", "")
         else:
-            table.add_row(
-                *cells,
-                f"{p.frames_per_s:.2f}",
-                f"{p.output_megapixels_per_s:.1f}",
-                f"{p.ms_per_batch:.1f}",
-                "-" if p.peak_gpu_mib is None else f"{p.peak_gpu_mib:.0f}",
-            )
+            gpu = "-" if p.peak_gpu_mib is None else f"{p.peak_gpu_mib:.0f}"
+            speed = [f"{p.frames_per_s:.2f}", f"{p.output_megapixels_per_s:.1f}", f"{p.ms_per_batch:.1f}"]
+            table.add_row(*cells, *speed, gpu)
     console.print(table)
-    if e2e is not None:
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in e2e.stages_fps.items())
+    if (e := result.end_to_end) is not None:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in e.stages_fps.items())
         console.print(
-            f"end to end ({e2e.model}, {e2e.path}, batch {e2e.batch}): {e2e.end_to_end_fps:.2f} fps; "
-            f"stages alone: {stages}; efficiency {e2e.efficiency}; naive loop {e2e.naive_fps:.2f} fps "
-            f"(×{e2e.speedup_over_naive})"
+            f"end to end ({e.model}, {e.path}, batch {e.batch}): {e.end_to_end_fps:.2f} fps; "
+            f"stages alone: {stages}; efficiency {e.efficiency}; naive loop {e.naive_fps:.2f} fps "
+            f"(×{e.speedup_over_naive})"
         )

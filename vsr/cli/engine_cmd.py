@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -10,16 +9,16 @@ from typing import Annotated
 
 import typer
 
-from vsr.cli import app
-from vsr.errors import UsageError
+import vsr.api
+from vsr.cli import app, choices
 
 
 @app.command("build-engine")
 def build_engine_command(
     model: Annotated[str, typer.Option(help="Shipped model name, or an ONNX file with uint8 NHWC I/O.")],
     precision: Annotated[
-        str, typer.Option(help="fp16, bf16 or fp32 (shipped models; a file keeps its graph's types).")
-    ] = "fp16",
+        choices.Precision, typer.Option(help="Shipped models; an ONNX file keeps its graph's types (fp32).")
+    ] = "fp16",  # type: ignore[assignment]
     min_shape: Annotated[
         str | None, typer.Option("--min", help="Smallest input NxHxW; default 1x32x32.")
     ] = None,
@@ -34,35 +33,10 @@ def build_engine_command(
     rebuild: Annotated[bool, typer.Option(help="Build even if a valid cached plan exists.")] = False,
 ) -> None:
     """Build (or find in the cache) the TensorRT plan of a model; prints the plan's path and cache key."""
-    from vsr.backends.trt_plan import make_profile
-
-    if precision not in ("fp32", "fp16", "bf16"):
-        raise UsageError(f"unknown precision {precision!r}; choose fp16, bf16 or fp32")
-    profile = make_profile(min_shape, opt_shape, max_shape)  # validated before any GPU work
-    from vsr.backends.tensorrt_backend import ensure_plan, onnx_for
-
-    source = Path(model)
-    if source.suffix == ".onnx":
-        if not source.is_file():
-            raise UsageError(f"{source}: no such file")
-        if precision != "fp32":
-            raise UsageError(
-                "an ONNX file builds in its own types: export it in fp16/bf16, pass --precision fp32"
-            )
-        data = source.read_bytes()
-        name, digest, onnx = source.stem, hashlib.sha256(data).hexdigest(), lambda: data
-    else:
-        from vsr.models.artefacts import shipped_model
-
-        shipped = shipped_model(model)
-        name, digest = model, shipped.entry["sha256"][shipped.onnx.name]
-        onnx = lambda: onnx_for(shipped, precision)  # noqa: E731  (built only on a cache miss)
-    cached, key = ensure_plan(
-        name,
-        digest,
-        onnx,
-        precision=precision,  # type: ignore[arg-type]
-        profile=profile,
+    cached, key = vsr.api.build_engine(
+        model,
+        precision=str(choices.value(precision)),
+        profile=vsr.api.make_profile(min_shape, opt_shape, max_shape),  # validated before any GPU work
         workspace_mib=workspace,
         rebuild=rebuild,
         log=lambda msg: typer.echo(msg, err=True),

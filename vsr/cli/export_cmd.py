@@ -30,7 +30,7 @@ def export_command(
 ) -> None:
     """Export weights and ONNX into ENGINES and record params, GFLOPs, recipe and measured quality."""
     try:
-        from vsr.models.ship import ship
+        from vsr.train.release import ship
     except ImportError as exc:
         raise UsageError(f"export needs the train extra (pip install 'vsr[train]'): {exc}") from None
     engines.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,9 @@ def models_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest entries as JSON.")] = False,
 ) -> None:
     """List every shipped model: task, scale, parameters, GFLOPs per 1080p input frame, Set5/Set14 PSNR."""
-    from vsr.models.artefacts import load_manifest
+    import vsr.api
 
-    models = load_manifest()["models"]
+    models = {name: m.entry for name, m in vsr.api.models().items()}
     if as_json:
         print(json.dumps(models, indent=2, ensure_ascii=False))
         return
@@ -58,14 +58,14 @@ def _level_label(key: str) -> str:
 
 def _denoise_table(models: dict[str, dict]) -> Table:
     """A row per level, a column per denoiser; the noisy input and nlmeans come from the first one's run."""
-    from vsr.evaluate import DENOISE_LEVELS
+    import vsr.api
 
     first = next(iter(models.values())).get("metrics", {})
     table = _table(
         "denoisers: PSNR dB (σ: RGB on Set5+Set14; JPEG: Y on LIVE1)",
         ["level", "input", "nlmeans (s)", *models],
     )
-    for key in (level.key for level in DENOISE_LEVELS):
+    for key in vsr.api.DENOISE_LEVEL_KEYS:
         ref = first.get(key)
         cells = (
             [f"{ref['input_psnr']:.2f}", f"{ref['nlmeans_psnr']:.2f} ({ref['nlmeans_s']:g})"]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+import vsr.api
 from vsr.cli import app
-from vsr.media import MediaInfo, StreamInfo, VideoStreamInfo, probe
+
+if TYPE_CHECKING:
+    from vsr.media import MediaInfo, StreamInfo, VideoStreamInfo
 
 
 @app.command("probe")
@@ -22,7 +25,7 @@ def probe_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show container, streams, timing, colour, interlacing and rotation of a media file."""
-    info = probe(path)
+    info = vsr.api.probe(path)
     if as_json:
         print(json.dumps(info.to_dict(), indent=2, ensure_ascii=False))
         return

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vsr.cli import app
+from vsr.cli import app, choices
 from vsr.errors import UsageError
 
 
@@ -23,7 +23,7 @@ def train_command(
     batch: Annotated[int, typer.Option(min=1)] = 32,
     patch: Annotated[int, typer.Option(min=8, help="HR patch side (a multiple of the scale).")] = 96,
     lr: Annotated[float, typer.Option(help="Peak Adam learning rate (cosine decay).")] = 1e-3,
-    loss: Annotated[str, typer.Option(help="l1, mse or charbonnier.")] = "l1",
+    loss: Annotated[choices.Loss, typer.Option(help="Pixel loss.")] = "l1",  # type: ignore[assignment]
     val_data: Annotated[Path | None, typer.Option(help="Validation images, e.g. Set5.")] = None,
     val_every: Annotated[int, typer.Option(min=1)] = 1000,
     seed: Annotated[int, typer.Option()] = 0,
@@ -62,8 +62,6 @@ def train_command(
         from vsr.train.loop import TrainConfig, train
     except ImportError as exc:
         raise UsageError(f"training needs the train extra (pip install 'vsr[train]'): {exc}") from None
-    if loss not in ("l1", "mse", "charbonnier"):
-        raise UsageError(f"unknown loss {loss!r}; choose l1, mse or charbonnier")
     noise = NoiseConfig(
         sigma_max=sigma_max,
         compressed_prob=compressed_prob,
@@ -81,7 +79,7 @@ def train_command(
         batch=batch,
         patch=patch,
         lr=lr,
-        loss=loss,  # type: ignore[arg-type]
+        loss=choices.value(loss),  # type: ignore[arg-type]
         val_data=val_data,
         val_every=val_every,
         ckpt_every=val_every,

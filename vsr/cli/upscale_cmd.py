@@ -1,45 +1,23 @@
-"""`vsr upscale INPUT OUTPUT`: the main job."""
+"""`vsr upscale INPUT OUTPUT`: the main job, for one file or a folder (parse → vsr.upscale → render)."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import functools
 import json
-import math
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
 
-from vsr.cli import app
+import vsr
+from vsr.cli import DAMAGED, app, choices, exit_code
 from vsr.errors import UsageError
-from vsr.pipeline import JobResult, UpscaleJob, UpscaleRequest, queue
-from vsr.pipeline import Progress as JobProgress
-from vsr.pipeline.resume import ResumableJob
-
-if TYPE_CHECKING:
-    from vsr.models.artefacts import ShippedModel
-    from vsr.pipeline.device import DevicePath
-
-# The default model per scale: the fastest shipped one, so a CPU-only machine gets a usable speed.
-DEFAULT_MODELS = {2: "espcn-x2", 4: "compact-x4"}
-
-
-def _choose_model(model: str | None, scale: int | None) -> str:
-    from vsr.models.artefacts import shipped_model
-
-    if model is None:
-        scale = scale or 2
-        if scale not in DEFAULT_MODELS:
-            raise UsageError(f"no default model for scale {scale}; choose one of {sorted(DEFAULT_MODELS)}")
-        model = DEFAULT_MODELS[scale]
-    shipped = shipped_model(model)
-    if scale is not None and shipped.spec.scale != scale:
-        raise UsageError(f"model {model} upscales ×{shipped.spec.scale}, not ×{scale}")
-    return model
 
 
 @app.command("upscale")
@@ -47,30 +25,43 @@ def upscale_command(
     input: Annotated[
         Path, typer.Argument(help="Video file, or a folder of them (never modified).", show_default=False)
     ],
-    output: Annotated[
-        Path, typer.Argument(help="Output file, or the output folder of a queue.", show_default=False)
-    ],
+    output: Annotated[Path, typer.Argument(help="Output file, or the output folder.", show_default=False)],
     model: Annotated[
         str | None, typer.Option(help="Shipped model (see `vsr models`); default: by --scale.")
     ] = None,
-    scale: Annotated[int | None, typer.Option(help="Upscale factor; picks the default model for it.")] = None,
-    denoise: Annotated[
-        str | None, typer.Option(help="Denoiser run before the upscaler (e.g. dncnn-color).")
+    scale: Annotated[
+        int | None, typer.Option(help="Upscale factor; picks the default model for it (2).")
     ] = None,
+    denoise: Annotated[
+        str | None, typer.Option(help="Denoiser run before the upscaler (dncnn-color).")
+    ] = None,
+    backend: Annotated[
+        choices.Backend, typer.Option(help="auto: tensorrt, then torch/CUDA, then onnxruntime.")
+    ] = "auto",  # type: ignore[assignment]
+    precision: Annotated[
+        choices.Precision | None, typer.Option(help="Default: fp16 on CUDA, fp32 on the CPU.")
+    ] = None,
+    threads: Annotated[int, typer.Option(min=0, help="CPU inference threads; 0 = one per core.")] = 0,
     batch: Annotated[
         int | None,
-        typer.Option(min=1, help="Frames per inference call; default 2 on the CPU, from free GPU memory."),
+        typer.Option(
+            min=1, help="Frames per inference call; default 2 on the CPU, from free memory on CUDA."
+        ),
     ] = None,
     tile: Annotated[
         int | None,
-        typer.Option(min=0, help="GPU: tile side in input pixels (0: whole frames); default from memory."),
+        typer.Option(
+            min=16,
+            help="Tile side in input pixels for large frames (default: whole frames; CUDA: from memory).",
+        ),
     ] = None,
     deinterlace: Annotated[
-        str, typer.Option(help="auto (interlaced sources only), on or off: bwdif before the model.")
-    ] = "auto",
+        choices.Deinterlace, typer.Option(help="auto: interlaced sources only; bwdif before the model.")
+    ] = "auto",  # type: ignore[assignment]
     field_rate: Annotated[bool, typer.Option(help="When deinterlacing, one output frame per field.")] = False,
     profile: Annotated[
-        str | None, typer.Option(help="Output profile: web, master, archive or hevc10 (see README).")
+        choices.Profile | None,
+        typer.Option(help="Output profile (see README); the options below override it."),
     ] = None,
     codec: Annotated[str | None, typer.Option(help="Video encoder (FFmpeg name); default libx264.")] = None,
     crf: Annotated[
@@ -80,16 +71,12 @@ def upscale_command(
     pix_fmt: Annotated[
         str | None, typer.Option(help="Output pixel format; default: the input's chroma family.")
     ] = None,
-    threads: Annotated[int, typer.Option(min=0, help="Inference threads; 0 = one per core.")] = 0,
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="auto, onnxruntime, torch or tensorrt; auto: tensorrt, then torch/CUDA, then onnxruntime."
-        ),
-    ] = "auto",
-    precision: Annotated[
-        str | None, typer.Option(help="fp32, fp16 (CUDA) or bf16; default fp16 on CUDA, fp32 on the CPU.")
+    colorspace: Annotated[
+        choices.Colorspace | None, typer.Option(help="Convert the output's Y'CbCr matrix.")
     ] = None,
+    square_pixels: Annotated[
+        bool, typer.Option(help="Resample anamorphic sources to square pixels.")
+    ] = False,
     torch_compile: Annotated[
         bool, typer.Option(help="torch backend: torch.compile the model first.")
     ] = False,
@@ -97,160 +84,132 @@ def upscale_command(
         bool, typer.Option(help="torch backend on CUDA: replay CUDA graphs per shape.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    report: Annotated[
-        Path | None, typer.Option(help="Also write the result as JSON here (a queue writes one per file).")
-    ] = None,
     resume: Annotated[
-        bool,
-        typer.Option(
-            help="Work in keyframe segments recorded beside OUTPUT; the same command continues a crash."
-        ),
+        bool, typer.Option(help="Work in keyframe segments beside OUTPUT; rerun to continue a crash.")
     ] = False,
     segment_seconds: Annotated[
-        float, typer.Option(min=0.1, help="With --resume: segment length (cut at the next keyframe).")
-    ] = 30.0,
-    square_pixels: Annotated[
-        bool, typer.Option(help="Resample anamorphic sources to square pixels (the width follows the SAR).")
-    ] = False,
-    colorspace: Annotated[
-        str | None, typer.Option(help="Convert the output's Y'CbCr matrix: bt709, bt601 or bt2020.")
+        float | None, typer.Option(min=0.1, help="With --resume: segment length; 30.")
     ] = None,
     stall_timeout: Annotated[
-        float, typer.Option(min=1.0, help="Stop (exit 3) when no frame moves for this many seconds.")
+        float, typer.Option(min=1.0, help="Stop (exit 3) when no frame moves for this long.")
     ] = 600.0,
     ext: Annotated[
-        str, typer.Option(help="Queue: container of the outputs (mkv keeps every stream).")
-    ] = ".mkv",
+        str | None, typer.Option(help="Folder: container of the outputs; .mkv keeps every stream.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the result as JSON here (one file only).")
+    ] = None,
 ) -> None:
-    """Upscale a video, or every video in a folder into OUTPUT as a queue; all other streams are kept."""
-    from vsr.backends.select import choose, open_backend
-    from vsr.media.profiles import encode_options
-    from vsr.models.artefacts import shipped_model
-
-    if deinterlace not in ("auto", "on", "off"):
-        raise UsageError(f"unknown --deinterlace {deinterlace!r}; choose auto, on or off")
-    chain = [shipped_model(n) for n in ([denoise] if denoise else []) + [_choose_model(model, scale)]]
-    if denoise and chain[0].spec.task != "denoise":
-        raise UsageError(f"--denoise takes a denoiser; {denoise} is a {chain[0].spec.task} model")
-    jobs = queue.plan(input, output, ext) if input.is_dir() else [(input, output)]
-
-    def request_for(src: Path, dst: Path) -> UpscaleRequest:
-        return UpscaleRequest(
-            input=src,
-            output=dst,
-            scale=math.prod(m.spec.scale for m in chain),
-            batch=batch or 2,
-            encode=dataclasses.replace(
-                encode_options(
-                    profile, suffix=dst.suffix, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt
-                ),
-                colorspace=matrix,
-            ),
-            overwrite=overwrite,
-            deinterlace=deinterlace,  # type: ignore[arg-type]
-            field_rate=field_rate,
-            stall_seconds=stall_timeout,
-            square_pixels=square_pixels,
-        )
-
-    matrix = {None: None, "bt709": 1, "bt601": 6, "bt2020": 9}.get(colorspace, -1)
-    if matrix == -1:
-        raise UsageError(f"unknown --colorspace {colorspace!r}; choose bt709, bt601 or bt2020")
-    requests = [request_for(src, dst) for src, dst in jobs]  # options are checked before any model loads
-    choice = choose(backend)
-    precision = precision or ("fp16" if choice.device == "cuda" else "fp32")
-    if precision not in ("fp32", "fp16", "bf16"):
-        raise UsageError(f"unknown precision {precision!r}; choose fp32, fp16 or bf16")
-    names = " → ".join(m.spec.name for m in chain)
-    device_path = _device_path(chain, batch, tile) if choice.device == "cuda" else None
-    with contextlib.ExitStack() as stack:
-        backends = [
-            stack.enter_context(
-                open_backend(
-                    choice,
-                    m,
-                    threads=threads,
-                    precision=precision,  # type: ignore[arg-type]
-                    compile=torch_compile,
-                    cuda_graphs=cuda_graphs,
-                    log=lambda msg: print(msg, file=sys.stderr),
-                )
-            )
-            for m in chain
-        ]
-
-        def run_one(request: UpscaleRequest) -> JobResult:
-            job: UpscaleJob | ResumableJob = UpscaleJob(request, backends, device_path=device_path)
-            if resume:
-                job = ResumableJob(
-                    request,
-                    backends,
-                    segment_seconds=segment_seconds,
-                    job_factory=lambda r: UpscaleJob(r, backends, device_path=device_path),
-                    log=lambda msg: print(msg, file=sys.stderr),
-                )
-            return _run_with_progress(job, show=sys.stderr.isatty() and not as_json)
-
-        if input.is_dir():
-            code = queue.run_queue(input, output, requests, run_one, names=names, reason=choice.reason)
-            raise typer.Exit(code)
-        result = run_one(requests[0])
-    record = result.report(names, choice.reason)
+    """Upscale a video, or every video of a folder into OUTPUT; every other stream is kept."""
+    folder = input.is_dir()
+    if segment_seconds is not None and not resume:
+        raise UsageError("--segment-seconds sets the segments of --resume; add --resume or drop it")
+    if folder and report is not None:
+        raise UsageError("--report is for one file; a folder writes OUTDIR/NAME.vsr.json for each")
+    if not folder and ext is not None:
+        raise UsageError("--ext sets the container of a folder's outputs; name the output file instead")
+    encode = vsr.EncodeSettings(
+        profile=choices.value(profile),
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,  # type: ignore[arg-type]
+        colorspace=choices.value(colorspace),  # type: ignore[arg-type]
+    )
+    common = dict(
+        model=model,
+        scale=scale,
+        denoise=denoise,
+        backend=choices.value(backend),
+        precision=choices.value(precision),
+        threads=threads,
+        batch=batch,
+        tile=tile,
+        encode=encode,
+        deinterlace=choices.value(deinterlace),
+        field_rate=field_rate,
+        square_pixels=square_pixels,
+        overwrite=overwrite,
+        resume=resume,
+        segment_seconds=segment_seconds or 30.0,
+        stall_timeout=stall_timeout,
+        torch_compile=torch_compile,
+        cuda_graphs=cuda_graphs,
+        log=_say,
+    )
+    with _progress(show=sys.stderr.isatty() and not as_json) as on_progress:
+        if folder:
+            done = vsr.upscale_folder(
+                input,
+                output,
+                ext=ext or ".mkv",
+                on_progress=on_progress,
+                on_file=functools.partial(_file_line, out=sys.stderr if as_json else sys.stdout),
+                **common,
+            )  # type: ignore[arg-type]
+            raise typer.Exit(_render_folder(done, as_json))
+        result = vsr.upscale(input, output, on_progress=on_progress, **common)  # type: ignore[arg-type]
+    record = json.dumps(result.to_dict(), indent=2)
     if report is not None:
-        report.write_text(json.dumps(record, indent=2) + "\n")
-    if as_json:
-        print(json.dumps(record, indent=2))
-    else:
-        _print_summary(names, result)
-        print(f"backend: {result.backend} ({choice.reason})")
+        report.write_text(record + "\n")
+    print(record) if as_json else _render(result)
     if result.damaged:
-        # Complete, but the decoder had to skip or conceal damaged data: a distinct exit code says so.
-        print(
-            f"vsr: warning: damaged input: {result.decode_errors} packets skipped, "
-            f"{result.concealed_errors} errors concealed",
-            file=sys.stderr,
-        )
-        raise typer.Exit(1)
+        errors = f"{result.decode_errors} packets skipped, {result.concealed_errors} errors concealed"
+        _say(f"vsr: warning: damaged input: {errors}")
+        raise typer.Exit(DAMAGED)  # complete, but the decoder skipped or concealed damaged data
 
 
-def _device_path(chain: list[ShippedModel], batch: int | None, tile: int | None) -> DevicePath:
-    """The CUDA path: YUV staged through pinned double buffers; batch and tile from free memory by default."""
-    import torch
-
-    from vsr.pipeline.device import DevicePath
-
-    specs = [m.spec for m in chain]
-    return DevicePath.for_chain(
-        torch.device("cuda"), specs, tile=tile or None, auto=batch is None and tile is None
-    )
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
-def _run_with_progress(job: UpscaleJob | ResumableJob, *, show: bool) -> JobResult:
+@contextlib.contextmanager
+def _progress(show: bool) -> Iterator[Callable[[vsr.Progress], None] | None]:
+    """A progress bar on stderr (frames, fps, ETA) when it is a terminal; nothing is drawn elsewhere."""
     if not show:
-        return job.run()
-    columns = (
-        TextColumn("[bold]upscaling"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[fps]:.1f} fps"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        yield None
+        return
+    fps = TextColumn("{task.fields[fps]:.1f} fps")
+    columns = (TextColumn("[bold]upscaling"), BarColumn(), MofNCompleteColumn(), fps, TimeRemainingColumn())
+    with Bar(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("upscale", total=None, fps=0.0)
-
-        def update(p: JobProgress) -> None:
-            bar.update(task, completed=p.encoded, total=p.total_frames, fps=p.fps)
-
-        return job.run(update)
+        yield lambda p: bar.update(task, completed=p.encoded, total=p.total_frames, fps=p.fps)
 
 
-def _print_summary(model: str, r: JobResult) -> None:
+def _render(r: vsr.JobResult) -> None:
     (w, h), (ow, oh) = r.input_size, r.output_size
+    copied = f"{r.streams_copied} other stream{'s' if r.streams_copied != 1 else ''} copied"
     print(
-        f"{r.output}: {r.frames} frames {w}x{h} → {ow}x{oh} with {model} in {r.seconds:.1f} s "
-        f"({r.fps:.2f} fps), {r.streams_copied} other stream{'s' if r.streams_copied != 1 else ''} copied"
-        + (", deinterlaced (bwdif)" if r.deinterlaced else "")
+        f"{r.output}: {r.frames} frames {w}x{h} → {ow}x{oh} with {r.model} in {r.seconds:.1f} s "
+        f"({r.fps:.2f} fps), {copied}" + (", deinterlaced (bwdif)" if r.deinterlaced else "")
     )
     for warning in r.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        _say(f"warning: {warning}")
+    print(f"backend: {r.backend} ({r.backend_reason})")
+
+
+def _file_line(k: int, n: int, f: vsr.FileOutcome, *, out: TextIO) -> None:
+    tag = f"[{k}/{n}] {f.input.name}"
+    if f.status == "skipped":
+        print(f"{tag}: done earlier, skipped", file=out)
+    elif f.result is None:
+        print(f"{tag}: failed ({f.error})", file=out)
+    else:
+        print(f"{tag}: {f.result.frames} frames in {f.result.seconds:.1f} s → {f.output}", file=out)
+
+
+def _render_folder(done: vsr.FolderResult, as_json: bool) -> int:
+    """Prints the folder's summary; returns its exit code, the worst of its files'."""
+    codes = [
+        exit_code(f.error_type or "") if f.status == "failed" else DAMAGED * f.damaged for f in done.files
+    ]
+    if as_json:
+        files = [
+            {"input": str(f.input), "status": f.status, "error": f.error, "exit_code": code}
+            for f, code in zip(done.files, codes, strict=True)
+        ]
+        print(json.dumps({"files": files, "status_file": str(done.status_file)}, indent=2))
+    out = sys.stderr if as_json else sys.stdout
+    print(f"folder: {done.done} of {len(done.files)} done; status in {done.status_file}", file=out)
+    return max(codes, default=0)

@@ -10,9 +10,8 @@ from av.stream import Disposition
 from av.video.stream import VideoStream
 
 from vsr.errors import BadInputError
-from vsr.media.hdr import HdrMetadata, from_frame
 
-# Frames decoded up front to learn what only frames carry (display matrix, interlacing flags).
+# Frames decoded up front to learn what only frames carry (display matrix, interlacing flags, HDR).
 PEEK_FRAMES = 3
 PEEK_PACKETS = 64
 
@@ -72,24 +71,3 @@ def tag_rotation(stream: VideoStream) -> int:
         return int(float(stream.metadata.get("rotate", "0"))) % 360
     except ValueError:
         return 0
-
-
-def peek_frames(path: Path, index: int) -> tuple[int, bool, HdrMetadata | None]:
-    """(rotation, interlaced, HDR metadata) from the first few decoded frames of stream `index`."""
-    rotation, interlaced, hdr = 0, False, None
-    with av.open(str(path), mode="r", metadata_errors=METADATA_ERRORS) as container:
-        stream = container.streams[index]
-        frames: list[av.VideoFrame] = []
-        try:
-            for n, packet in enumerate(container.demux(stream)):
-                if n >= PEEK_PACKETS or len(frames) >= PEEK_FRAMES:
-                    break
-                if packet.size:
-                    frames.extend(stream.decode(packet))
-        except av.error.FFmpegError:
-            pass  # damage is reported by the full read; a peek only needs what decoded
-        if frames:
-            rotation = int(frames[0].rotation) % 360
-            interlaced = any(f.interlaced_frame for f in frames)
-            hdr = from_frame(frames[0])
-        return rotation or tag_rotation(stream), interlaced, hdr

@@ -1,7 +1,9 @@
-"""FFmpeg colour enums: names for reports, and the one matrix/range choice that reader and writer share."""
+"""FFmpeg colour enums and pixel formats: names for reports, bit depths, and the one matrix/range choice that
+reader and writer share."""
 
 from __future__ import annotations
 
+from av.video.format import VideoFormat as PixelFormat
 from av.video.reformatter import Colorspace
 
 # av_color_*_name() of FFmpeg, keyed by the AVCOL_* ints PyAV exposes on codec contexts and frames.
@@ -60,3 +62,8 @@ def resolve_range(color_range: int, pix_fmt: str) -> int:
 def sws_matrix(colorspace: int) -> int:
     """The swscale id (SWS_CS_*) of a resolved AVCOL_SPC matrix."""
     return int(_SWS_MATRIX[colorspace])
+
+
+def bit_depth(pix_fmt: str) -> int:
+    """Bits of the deepest component of an FFmpeg pixel format (8 for yuv420p, 10 for yuv420p10le)."""
+    return max(c.bits for c in PixelFormat(pix_fmt).components)

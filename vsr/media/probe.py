@@ -176,7 +176,7 @@ def _video_info(stream: VideoStream, scan: _Scan | None) -> VideoStreamInfo:
     ctx = stream.codec_context
     tb = stream.time_base
     pix_fmt = ctx.pix_fmt
-    bit_depth = max(c.bits for c in av.video.format.VideoFormat(pix_fmt).components) if pix_fmt else None
+    bit_depth = colour.bit_depth(pix_fmt) if pix_fmt else None
     fps, variable, span = _measure_rate(scan.pts if scan else [], tb)
     duration = None
     if stream.duration and tb:

@@ -1,14 +1,20 @@
-"""Decode the main video stream to RGB frames with exact pts, and hand every other kept packet through."""
+"""Decode the main video stream to frames with exact pts, and hand every other kept packet through.
+
+One VideoReader owns the one open container of an input. What only decoded frames tell (display matrix,
+interlacing flags, HDR metadata) is learnt by decoding the first few packets up front; those packets and
+frames are kept and replayed by the first read, so nothing is opened or decoded twice. Later reads (the
+segments of a resumable job, the stream copy that assembles them) seek the same container.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import av
 import av.logging
@@ -19,22 +25,33 @@ from av.video.stream import VideoStream
 
 from vsr.errors import BadInputError
 from vsr.media import colour
-from vsr.media._input import main_video_stream, open_input, peek_frames
+from vsr.media._input import PEEK_FRAMES, PEEK_PACKETS, main_video_stream, open_input, tag_rotation
 from vsr.media.deinterlace import DeinterlaceMode, Deinterlacer, wants_deinterlace
 from vsr.media.filters import Letterbox
-from vsr.media.hdr import HdrMetadata
+from vsr.media.hdr import HdrMetadata, from_frame
 from vsr.media.probe import FIELD_ORDERS
 
 # Stream types copied untouched into the output; data tracks (timecode, chapter text) are left out.
 PASSTHROUGH_TYPES = ("audio", "subtitle", "attachment")
 
 PixelLayout = Literal["rgb24", "rgb48le", "yuv420p", "yuv420p10le"]
+# (ndim, dtype) of a frame's pixels in each layout: RGB is (H, W, 3), planar 4:2:0 is (H·3/2, W).
+LAYOUTS: dict[str, tuple[int, type]] = {
+    "rgb24": (3, np.uint8),
+    "rgb48le": (3, np.uint16),
+    "yuv420p": (2, np.uint8),
+    "yuv420p10le": (2, np.uint16),
+}
+
+
+def rgb_layout(pix_fmt: str) -> PixelLayout:
+    """The RGB layout that keeps a source's precision: 16-bit for anything deeper than 8 bits."""
+    return "rgb48le" if colour.bit_depth(pix_fmt) > 8 else "rgb24"
 
 
 def yuv_layout(pix_fmt: str) -> PixelLayout:
     """The planar 4:2:0 layout that keeps a source's precision: 10-bit for anything deeper than 8 bits."""
-    deep = any(c.bits > 8 for c in av.video.format.VideoFormat(pix_fmt).components)
-    return "yuv420p10le" if deep else "yuv420p"
+    return "yuv420p10le" if colour.bit_depth(pix_fmt) > 8 else "yuv420p"
 
 
 # Damage is concealed and counted; the reader gives up only when the rejected packets are both many and
@@ -47,7 +64,7 @@ MAX_PLAUSIBLE_FPS = 300
 
 
 @dataclass(frozen=True, slots=True)
-class VideoFormat:
+class SourceFormat:
     """Everything the writer and the pipeline need to know about the source video."""
 
     width: int
@@ -65,13 +82,18 @@ class VideoFormat:
     rotation: int = 0  # degrees of the display matrix; pixels are never rotated, the tag is carried
     hdr: HdrMetadata | None = None  # mastering display and content light level of the first frame
 
+    @property
+    def bits(self) -> int:
+        """Bit depth of the source's pixel format."""
+        return colour.bit_depth(self.pix_fmt)
+
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Frame:
-    """One decoded picture and the decoder's pts in VideoFormat.time_base units.
+    """One decoded picture and the decoder's pts in SourceFormat.time_base units.
 
-    `pixels` is (H, W, 3) uint8 for rgb24, or PyAV's packed planes (H·3/2, W) for yuv420p (uint8) and
-    yuv420p10le (uint16): Y rows, then U, then V, as the GPU path uploads them without a CPU conversion.
+    `pixels` is (H, W, 3) for rgb24 (uint8) and rgb48le (uint16), or PyAV's packed planes (H·3/2, W) for
+    yuv420p (uint8) and yuv420p10le (uint16): Y rows, then U, then V, as the GPU path uploads them.
     """
 
     pixels: np.ndarray
@@ -79,18 +101,24 @@ class Frame:
     format: PixelLayout = "rgb24"
 
     def __post_init__(self) -> None:
-        px = self.pixels
-        want = {
-            "rgb24": (3, np.uint8),
-            "rgb48le": (3, np.uint16),
-            "yuv420p": (2, np.uint8),
-            "yuv420p10le": (2, np.uint16),
-        }[self.format]
+        px, want = self.pixels, LAYOUTS[self.format]
         if px.ndim != want[0] or px.dtype != want[1] or not px.flags.c_contiguous:
             raise ValueError(f"Frame: {self.format} needs C-contiguous {want}, got {px.shape} {px.dtype}")
 
     def __repr__(self) -> str:
         return f"Frame({self.format} {self.pixels.shape}, pts={self.pts})"
+
+
+@dataclass(frozen=True)
+class SourceStreams:
+    """What a writer copies from the input: its streams, which of them to keep, tags and chapters."""
+
+    path: Path
+    video_index: int  # the main video stream, which is encoded rather than copied
+    streams: tuple[Stream, ...]  # every stream of the input, valid while its reader is open
+    kept: frozenset[int]  # indices of the streams to copy (audio, subtitles, attachments)
+    metadata: dict[str, str]
+    chapters: tuple[dict[str, Any], ...]
 
 
 @dataclass(slots=True)
@@ -104,78 +132,89 @@ class ReaderStats:
     truncated: bool = False  # demuxing stopped at unreadable data before the end of the file
     # Pictures of another size than the stream's first (size changes mid-stream), by "WxH": letterboxed.
     resized: Counter[str] = field(default_factory=Counter)
-    first_pts: int | None = None  # of the frames handed out, in VideoFormat.time_base
+    first_pts: int | None = None  # of the frames handed out, in SourceFormat.time_base
     last_pts: int | None = None
+
+    def merged(self, later: ReaderStats) -> ReaderStats:
+        """These counts followed by those of a later read (the next segment of the same input)."""
+        firsts = [p for p in (self.first_pts, later.first_pts) if p is not None]
+        lasts = [p for p in (self.last_pts, later.last_pts) if p is not None]
+        return ReaderStats(
+            frames=self.frames + later.frames,
+            decode_errors=self.decode_errors + later.decode_errors,
+            concealed=self.concealed + later.concealed,
+            guessed_pts=self.guessed_pts + later.guessed_pts,
+            truncated=self.truncated or later.truncated,
+            resized=self.resized + later.resized,
+            first_pts=min(firsts, default=None),
+            last_pts=max(lasts, default=None),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (a resumable job records each segment's)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReaderStats:
+        """The inverse of to_dict."""
+        return cls(**{**data, "resized": Counter(data.get("resized", {}))})
+
+
+_PENDING: Any = object()  # a live packet, not decoded yet (lookahead packets carry their frames)
 
 
 class VideoReader:
     """Owns the input container; yields the main video as Frames and passthrough packets, in file order."""
 
     def __init__(
-        self,
-        path: Path,
-        *,
-        threads: int = 0,
-        deinterlace: DeinterlaceMode = "auto",
-        field_rate: bool = False,
-        layout: Literal["rgb24", "rgb", "yuv"] = "rgb24",
-        start: int | None = None,
-        end: int | None = None,
-        passthrough: bool = True,
+        self, path: Path, *, threads: int = 0, deinterlace: DeinterlaceMode = "auto", field_rate: bool = False
     ) -> None:
         self.path = path
-        # A segment of the video: frames with start <= pts < end (in `format.time_base`), decoded from the
-        # keyframe at or before `start`; other streams are then not read (a segmented job copies them once).
-        self._start, self._end = start, end
-        self._want_packets = passthrough
         self.stats = ReaderStats()
         self._container: InputContainer = open_input(path)
+        self._damage: _DamageLog | None = None
         try:
             self._stream = main_video_stream(self._container, path)
-            rotation, flagged, hdr = peek_frames(path, self._stream.index)
+            self._damage = _DamageLog(self._stream.codec_context.name)
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = threads
-            self.format = replace(_video_format(self._stream, rotation, path), hdr=hdr)
-            field_order = FIELD_ORDERS.get(int(self._stream.codec_context.field_order or 0), "unknown")
-            self._deinterlacer: Deinterlacer | None = None
-            if wants_deinterlace(deinterlace, field_order, flagged):
-                self._deinterlacer = Deinterlacer(
-                    self._stream, field_order=field_order, field_rate=field_rate
-                )
+            self._truncated = False
+            self._demux = self._packets()
+            # (packet, its frames) of the peek; (None, frames) is the decoder's flush of a short file.
+            self._ahead: list[tuple[av.Packet | None, list[av.VideoFrame] | None]] = []
+            self._ahead_concealed = 0
+            self._consumed = False  # the container has been read past the lookahead: a new read seeks
+            first = self._peek()
+            rotation = int(first[0].rotation) % 360 if first else 0
+            hdr = from_frame(first[0]) if first else None
+            rotation = rotation or tag_rotation(self._stream)
+            self.format = replace(_source_format(self._stream, rotation, path), hdr=hdr)
+            self._field_order = FIELD_ORDERS.get(int(self._stream.codec_context.field_order or 0), "unknown")
+            flagged = any(f.interlaced_frame for f in first)
+            self._field_rate = field_rate
+            self.deinterlaced = wants_deinterlace(deinterlace, self._field_order, flagged)
+            if self.deinterlaced:
+                # bwdif reports its output in half the stream's time base (a field is half a frame).
                 rate = self.format.frame_rate
                 self.format = replace(
                     self.format,
-                    time_base=self._deinterlacer.time_base,
+                    time_base=Fraction(self._stream.time_base) / 2,
                     frame_rate=rate * 2 if rate is not None and field_rate else rate,
                 )
         except BaseException:
-            self._container.close()
+            self.close()
             raise
-        # "yuv": planar 4:2:0 at the source's depth for the device path; odd sizes have no 4:2:0 planes
-        # that PyAV packs, so they stay rgb24 (the caller reads `layout` to know which it got).
-        # "rgb": 16-bit RGB (rgb48le) for sources deeper than 8 bits, so the model sees their precision.
-        even = self.format.width % 2 == 0 and self.format.height % 2 == 0
-        deep = yuv_layout(self.format.pix_fmt) == "yuv420p10le"
-        self.layout: PixelLayout = "rgb24"
-        if layout == "yuv" and even:
-            self.layout = yuv_layout(self.format.pix_fmt)
-        elif layout == "rgb" and deep:
-            self.layout = "rgb48le"
         self._letterbox = Letterbox(self.format.width, self.format.height)
         self._src_matrix = colour.sws_matrix(self.format.colorspace)
-        self.passthrough: list[Stream] = [s for s in self._container.streams if s.type in PASSTHROUGH_TYPES]
-        self._last_pts: int | None = None
-        self._last_step = _ticks_per_frame(self._stream)
-
-    @property
-    def deinterlaced(self) -> bool:
-        """Whether frames pass through bwdif (their pts are then in half the stream's time base)."""
-        return self._deinterlacer is not None
-
-    @property
-    def container(self) -> InputContainer:
-        """The open input container (metadata, chapters); valid only while the reader is open."""
-        return self._container
+        kept = frozenset(s.index for s in self._container.streams if s.type in PASSTHROUGH_TYPES)
+        self.streams = SourceStreams(
+            path=path,
+            video_index=self._stream.index,
+            streams=tuple(self._container.streams),
+            kept=kept,
+            metadata=dict(self._container.metadata),
+            chapters=tuple(self._container.chapters()),
+        )
 
     @property
     def video_stream(self) -> VideoStream:
@@ -192,67 +231,181 @@ class VideoReader:
 
     def close(self) -> None:
         """Close the input container; packets and streams of it must not be used afterwards."""
-        self._container.close()
+        self._container.close()  # joins the decoder's threads: nothing of it logs after this
+        if self._damage is not None:
+            self._damage.close()
+            self._damage = None
 
     def __iter__(self) -> Iterator[Frame | av.Packet]:
-        """Demux once, in file order: video packets come out as Frames, passthrough packets as they are."""
-        video = self._stream.index
-        keep = {s.index for s in self.passthrough} if self._want_packets else set()
-        if self._start is not None:
+        return self.read()
+
+    def read(
+        self,
+        layout: PixelLayout = "rgb24",
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        passthrough: bool = True,
+    ) -> Iterator[Frame | av.Packet]:
+        """Demux once, in file order: video packets come out as Frames in `layout`, kept packets as they are.
+
+        start/end select the frames with start <= pts < end (in format.time_base), decoded from the keyframe
+        at or before `start`; a segment read normally leaves the other streams out (passthrough=False).
+        """
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown pixel layout {layout!r}")
+        if layout.startswith("yuv") and (self.format.width % 2 or self.format.height % 2):
+            raise ValueError("planar 4:2:0 frames need an even picture size")
+        self.stats = ReaderStats()
+        self._last_pts, self._last_step = None, _ticks_per_frame(self._stream)
+        self._deinterlacer = (
+            Deinterlacer(self._stream, field_order=self._field_order, field_rate=self._field_rate)
+            if self.deinterlaced
+            else None
+        )
+        keep = self.streams.kept if passthrough else frozenset()
+        if start is not None:
             # Seek in the stream's own time base to the keyframe at or before the segment's start.
-            ticks = self._start * self.format.time_base / self._stream.time_base
-            self._container.seek(int(ticks), stream=self._stream, backward=True, any_frame=False)
-        with _DamageLog(self._stream.codec_context.name) as damage:
-            for item in self._demuxed(video, keep):
-                self.stats.concealed += damage.count()
-                if isinstance(item, Frame):
-                    if self._start is not None and item.pts < self._start:
-                        continue  # decoded only to reach the segment (or an open-GOP leftover of the last)
-                    if self._end is not None and item.pts >= self._end:
-                        break  # frames come out in pts order: everything before `end` has been seen
-                yield item
-            self.stats.concealed += damage.count()
-        if self.stats.frames == 0 and self._start is None:
+            ticks = start * self.format.time_base / self._stream.time_base
+            self._seek(int(ticks), stream=self._stream)
+        elif self._consumed:
+            self._rewind()
+        assert self._damage is not None
+        for item in self._items(layout, keep):
+            self.stats.concealed += self._damage.count()
+            if isinstance(item, Frame):
+                if start is not None and item.pts < start:
+                    continue  # decoded only to reach the segment (or an open-GOP leftover of the last)
+                if end is not None and item.pts >= end:
+                    break  # frames come out in pts order: everything before `end` has been seen
+                self._count(item)
+            yield item
+        self.stats.concealed += self._damage.count()
+        self.stats.truncated = self._truncated
+        if self.stats.frames == 0 and start is None:
             raise BadInputError(f"{self.path}: no decodable video frames")
 
-    def _demuxed(self, video: int, keep: set[int]) -> Iterator[Frame | av.Packet]:
-        for packet in self._packets():
+    def keyframes(self) -> list[int]:
+        """The pts (in format.time_base) of every video keyframe, from the start, read without decoding."""
+        video, tb = self._stream.index, self._stream.time_base
+        return [
+            int(packet.pts * tb / self.format.time_base)
+            for packet, _ in self._from_start()
+            if packet is not None
+            and packet.stream.index == video
+            and packet.is_keyframe
+            and packet.pts is not None
+        ]
+
+    def packets_to_copy(self) -> Iterator[av.Packet]:
+        """Every packet of the kept streams, from the start, in file order (no video decoded)."""
+        for packet, _ in self._from_start():
+            if packet is None:
+                continue
+            if packet.stream.index in self.streams.kept and packet.size and packet.dts is not None:
+                yield packet
+
+    def _from_start(self) -> Iterator[tuple[av.Packet, Any]]:
+        if self._consumed:
+            self._rewind()
+            yield from ((p, _PENDING) for p in self._demux)
+            return
+        yield from self._continue()
+
+    def _rewind(self) -> None:
+        self._seek(self._container.start_time or 0)  # AV_TIME_BASE units, as a stream-less seek takes
+
+    def _continue(self) -> Iterator[tuple[av.Packet, Any]]:
+        """The lookahead's packets (with their frames), then the live demux from where the peek stopped."""
+        self._consumed = True
+        ahead, self._ahead = self._ahead, []
+        self.stats.concealed += self._ahead_concealed
+        yield from ahead
+        yield from ((p, _PENDING) for p in self._demux)
+
+    def _seek(self, offset: int, stream: VideoStream | None = None) -> None:
+        try:
+            self._container.seek(offset, stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            raise BadInputError(f"{self.path}: cannot seek in the input ({exc.strerror})") from exc
+        self._ahead, self._consumed, self._truncated = [], True, False
+        self._demux = self._packets()
+
+    def _peek(self) -> list[av.VideoFrame]:
+        """Demux and decode the first packets, keeping them for the first read; returns the frames.
+
+        A frame-threaded decoder holds a frame per thread before it returns any, so the peek counts video
+        packets, not frames; a file shorter than that is decoded to its end here (the flush is kept too).
+        """
+        video, frames, packets = self._stream.index, [], 0
+        for packet in self._demux:
+            decoded = []
+            if packet.stream.index == video and packet.size:
+                decoded, packets = self._decode(packet), packets + 1
+            self._ahead.append((packet, decoded))
+            frames += decoded or []
+            if packets >= PEEK_PACKETS or len(frames) >= PEEK_FRAMES:
+                break
+        else:  # the whole file is in the lookahead: flush the decoder now, keep what it returns
+            flushed = self._decode(None)
+            self._ahead.append((None, flushed))
+            frames += flushed or []
+        assert self._damage is not None
+        self._ahead_concealed = self._damage.count()
+        return frames
+
+    def _items(self, layout: PixelLayout, keep: frozenset[int]) -> Iterator[Frame | av.Packet]:
+        video = self._stream.index
+        packets = ((p, _PENDING) for p in self._demux) if self._consumed else self._continue()
+        flushed = False
+        for packet, decoded in packets:
+            if packet is None:  # the peek already flushed the decoder (a file shorter than the peek)
+                flushed = True
+                yield from self._frames(layout, None, decoded)
+                continue
             index = packet.stream.index
             if index == video and packet.size:
-                yield from self._decode(packet)
+                yield from self._frames(layout, packet, decoded)
             elif index in keep and packet.size and packet.dts is not None:
                 yield packet
-        yield from self._decode(None)
+        if not flushed:
+            yield from self._frames(layout, None, _PENDING)
 
     def _packets(self) -> Iterator[av.Packet]:
         try:
             yield from self._container.demux()
         except av.error.InvalidDataError:
-            self.stats.truncated = True  # keep what was read; the caller sees it in stats
+            self._truncated = True  # keep what was read; the caller sees it in stats
 
-    def _decode(self, packet: av.Packet | None) -> Iterator[Frame]:
+    def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame] | None:
+        """The frames the decoder gives for `packet` (None flushes it); None when it rejects the packet."""
         try:
-            decoded = self._stream.decode(packet)
+            return list(self._stream.decode(packet))
         except av.error.InvalidDataError:
+            return None
+
+    def _frames(self, layout: PixelLayout, packet: av.Packet | None, decoded: Any) -> Iterator[Frame]:
+        pictures = self._decode(packet) if decoded is _PENDING else decoded
+        if pictures is None:
             self.stats.decode_errors += 1
             rejected, frames = self.stats.decode_errors, self.stats.frames
             if rejected > GIVE_UP_REJECTED and rejected > GIVE_UP_RATIO * frames:
                 raise BadInputError(
                     f"{self.path}: too damaged: {rejected} video packets rejected against {frames} frames "
                     "decoded; giving up"
-                ) from None
+                )
             return
-        for picture in decoded:
+        for picture in pictures:
             if (picture.width, picture.height) != (self.format.width, self.format.height):
                 self.stats.resized[f"{picture.width}x{picture.height}"] += 1
                 picture = self._letterbox.fit(picture)
             self._stamp(picture)
             if self._deinterlacer is None:
-                yield self._to_frame(picture)
+                yield self._to_frame(picture, layout)
             else:
-                yield from map(self._to_frame, self._deinterlacer.filter(picture))
+                yield from (self._to_frame(p, layout) for p in self._deinterlacer.filter(picture))
         if packet is None and self._deinterlacer is not None:
-            yield from map(self._to_frame, self._deinterlacer.filter(None))
+            yield from (self._to_frame(p, layout) for p in self._deinterlacer.filter(None))
 
     def _stamp(self, picture: av.VideoFrame) -> None:
         """Make sure the picture has a pts (in the stream's time base) before anything uses it."""
@@ -263,19 +416,21 @@ class VideoReader:
             self._last_step = picture.pts - self._last_pts
         self._last_pts = picture.pts
 
-    def _to_frame(self, picture: av.VideoFrame) -> Frame:
+    def _count(self, frame: Frame) -> None:
+        """Count a frame handed out (not those decoded only to reach a segment's start)."""
         self.stats.frames += 1
         if self.stats.first_pts is None:
-            self.stats.first_pts = picture.pts
-        self.stats.last_pts = picture.pts
-        if self.layout in ("rgb24", "rgb48le"):
-            rgb = picture.reformat(
-                format=self.layout, src_colorspace=self._src_matrix, src_color_range=self.format.color_range
+            self.stats.first_pts = frame.pts
+        self.stats.last_pts = frame.pts
+
+    def _to_frame(self, picture: av.VideoFrame, layout: PixelLayout) -> Frame:
+        if layout.startswith("rgb"):
+            pixels = picture.reformat(
+                format=layout, src_colorspace=self._src_matrix, src_color_range=self.format.color_range
             ).to_ndarray()
-            return Frame(np.ascontiguousarray(rgb), picture.pts, self.layout)
-        # Planar 4:2:0 as decoded (no conversion when the source already is), colour maths left to the GPU.
-        planes = picture.reformat(format=self.layout).to_ndarray()
-        return Frame(np.ascontiguousarray(planes), picture.pts, self.layout)
+        else:  # planar 4:2:0 as decoded (no conversion when the source already is), colour maths on the GPU
+            pixels = picture.reformat(format=layout).to_ndarray()
+        return Frame(np.ascontiguousarray(pixels), picture.pts, layout)
 
     def _guess_pts(self, picture: av.VideoFrame) -> int:
         # PyAV 18 does not expose best_effort_timestamp; this mirrors FFmpeg's fallback: the dts, else one
@@ -290,21 +445,19 @@ class VideoReader:
 class _DamageLog:
     """Counts the errors a decoder logs while it conceals damage (FFmpeg says so only in its log).
 
-    Captures FFmpeg's log process-wide while a reader iterates (frame-threaded decoders log from their own
-    threads) and keeps only error-level lines from the video decoder; the capture is drained at every
-    count, so memory stays flat however damaged the input is. Nothing of it reaches stderr.
+    Captures FFmpeg's log process-wide for the reader's lifetime (frame-threaded decoders log from their
+    own threads, so the capture may only end once the container is closed and those threads are joined:
+    ending it earlier races PyAV's log callback) and keeps only error-level lines from the video decoder;
+    the capture is drained at every count, so memory stays flat however damaged the input is. Nothing of
+    it reaches stderr.
     """
 
     def __init__(self, decoder: str) -> None:
         self.decoder = decoder
         self._capture = av.logging.Capture(local=False)
-        self._level: int | None = None
-
-    def __enter__(self) -> _DamageLog:
         self._level = av.logging.get_level()
         av.logging.set_level(av.logging.ERROR)
         self._logs = self._capture.__enter__()
-        return self
 
     def count(self) -> int:
         logs, n = self._logs, 0
@@ -313,17 +466,18 @@ class _DamageLog:
             n += level <= av.logging.ERROR and name == self.decoder
         return n
 
-    def __exit__(self, *exc: object) -> None:
-        self._capture.__exit__(*exc)
+    def close(self) -> None:
+        """End the capture and restore the log level."""
+        self._capture.__exit__(None, None, None)
         av.logging.set_level(self._level)
 
 
-def _video_format(stream: VideoStream, rotation: int, path: Path) -> VideoFormat:
+def _source_format(stream: VideoStream, rotation: int, path: Path) -> SourceFormat:
     ctx = stream.codec_context
     pix_fmt = ctx.pix_fmt or "yuv420p"
     if stream.time_base is None:
         raise BadInputError(f"{path}: video stream has no time base")
-    return VideoFormat(
+    return SourceFormat(
         width=ctx.width,
         height=ctx.height,
         pix_fmt=pix_fmt,

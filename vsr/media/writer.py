@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -17,9 +16,10 @@ from av.stream import Stream
 from av.video.stream import VideoStream
 
 from vsr.errors import BadInputError, UsageError
+from vsr.files import temporary_beside
 from vsr.media import colour
 from vsr.media.hdr import HLG, PQ
-from vsr.media.reader import PixelLayout, VideoFormat, VideoReader
+from vsr.media.reader import PixelLayout, SourceFormat, SourceStreams
 
 # Tags the muxer writes itself; copying the source's would describe the source, not the output.
 MUXER_TAGS = frozenset({"duration", "encoder", "major_brand", "minor_version", "compatible_brands"})
@@ -55,7 +55,7 @@ def encoder_pix_fmt(codec: str, source_pix_fmt: str) -> str:
     elif "422" in source_pix_fmt:
         family = "422"
     candidates = [f"yuv{family}p", "yuv420p"]
-    if max(c.bits for c in source.components) > 8:
+    if colour.bit_depth(source_pix_fmt) > 8:
         candidates.insert(0, f"yuv{family}p10le")
     supported = av.codec.Codec(codec, "w").video_formats
     if not supported:
@@ -71,19 +71,20 @@ class VideoWriter:
         self,
         target: Path,
         *,
-        source: VideoReader,
+        source: SourceFormat,
         width: int,
         height: int,
+        streams: SourceStreams | None = None,
         options: EncodeOptions | None = None,
-        passthrough: bool = True,
         video_from: VideoStream | None = None,
         frame_size: tuple[int, int] | None = None,
     ) -> None:
-        """passthrough=False writes the video alone (a segment); video_from copies an already encoded video
-        stream (assembling segments: packets go in through write_encoded, no encoder runs); frame_size
-        (width, height) of the pictures given to write_frame when they must be resampled to width x height."""
+        """A width x height video of `source`'s timing and colour, with `streams`' kept streams, tags and
+        chapters copied (None writes the video alone: a segment). video_from copies an already encoded video
+        stream instead of encoding (packets go in through write_encoded); frame_size (width, height) of the
+        pictures given to write_frame when they must be resampled to width x height."""
         options = options or EncodeOptions()
-        if target.resolve() == source.path.resolve():
+        if streams is not None and target.resolve() == streams.path.resolve():
             raise UsageError(f"{target}: the output would overwrite the input")
         if not target.parent.is_dir():
             raise UsageError(f"{target.parent}: no such directory")
@@ -93,10 +94,10 @@ class VideoWriter:
         self.frames_written = 0
         self.first_pts: int | None = None  # of the video written, in the source time base
         self.last_pts: int | None = None
-        self._fmt = source.format
+        self._fmt = source
         # The Y'CbCr matrix of the output: the source's, or the one asked for (SD BT.601 → HD BT.709). Only
         # the matrix changes; primaries and transfer stay the source's, tags and pixels alike.
-        self.matrix = options.colorspace or source.format.colorspace
+        self.matrix = options.colorspace or source.colorspace
         self._size = (height, width) if frame_size is None else (frame_size[1], frame_size[0])
         self._resample = frame_size is not None and frame_size != (width, height)
         self._committed = False
@@ -104,7 +105,7 @@ class VideoWriter:
         self._last_pts: int | None = None
         self._pts_bumped = 0
         # Same extension so the muxer is chosen by it; hidden so nobody mistakes it for the result.
-        self._tmp = target.with_name(f".{target.stem}.vsr-{secrets.token_hex(4)}{target.suffix}")
+        self._tmp = temporary_beside(target)
         try:
             self._container: OutputContainer = av.open(
                 str(self._tmp), mode="w", options=dict(options.container_options)
@@ -112,7 +113,6 @@ class VideoWriter:
         except (ValueError, av.error.FFmpegError) as exc:
             self._tmp.unlink(missing_ok=True)
             raise UsageError(f"{target}: cannot write this kind of file ({exc})") from exc
-        self._last_dts: int | None = None
         self._copy_dts: dict[int, int] = {}  # last dts muxed per copied input stream
         self._copy_skipped: dict[int, int] = {}  # packets skipped per input stream (dts going backwards)
         try:
@@ -120,9 +120,9 @@ class VideoWriter:
                 self._video = self._add_video(width, height, options)
             else:
                 self._video = self._copy_video(video_from)
-            self._copies = self._add_passthrough(source) if passthrough else {}
-            if passthrough:
-                self._copy_container_info(source)
+            self._copies = self._add_passthrough(streams) if streams is not None else {}
+            if streams is not None:
+                self._copy_container_info(streams)
         except BaseException:
             self._abort()
             raise
@@ -138,15 +138,6 @@ class VideoWriter:
 
     def write_encoded(self, packet: av.Packet) -> None:
         """Mux one packet of the copied video stream (see video_from), with its pts and dts as they are."""
-        if packet.dts is not None and self._last_dts is not None and packet.dts <= self._last_dts:
-            # Segments encoded apart can meet with equal dts under VFR; decode order is unchanged, and the
-            # muxer only needs dts to rise and to stay at or below pts.
-            packet.dts = self._last_dts + 1
-            if packet.pts is not None and packet.dts > packet.pts:
-                raise UsageError(
-                    f"{self.target}: segments cannot be joined (dts {packet.dts} > pts {packet.pts})"
-                )
-        self._last_dts = packet.dts
         if packet.pts is not None:
             self._span(int(packet.pts * packet.time_base / self._fmt.time_base))
         packet.stream = self._video
@@ -256,7 +247,7 @@ class VideoWriter:
     def _hdr_options(self, codec: str, pix_fmt: str, codec_options: dict[str, str]) -> dict[str, str]:
         """Carry HDR static metadata where the encoder can write it; say so where it cannot."""
         fmt = self._fmt
-        deep = any(c.bits > 8 for c in av.video.format.VideoFormat(pix_fmt).components)
+        deep = colour.bit_depth(pix_fmt) > 8
         if fmt.color_trc in (PQ, HLG) and not deep:
             self.warnings.append(f"HDR ({'PQ' if fmt.color_trc == PQ else 'HLG'}) source encoded at 8 bits")
         if fmt.hdr is None:
@@ -317,14 +308,13 @@ class VideoWriter:
         self.dropped.append(reason)
         self.warnings.append(reason)
 
-    def _add_passthrough(self, source: VideoReader) -> dict[int, Stream]:
+    def _add_passthrough(self, source: SourceStreams) -> dict[int, Stream]:
         copies: dict[int, Stream] = {}
-        kept = {s.index for s in source.passthrough}
-        for stream in source.container.streams:
+        for stream in source.streams:
             what = f"stream #{stream.index} ({stream.type}, {_codec_name(stream)})"
-            if stream.index == source.video_stream.index:
+            if stream.index == source.video_index:
                 continue
-            if stream.index not in kept:
+            if stream.index not in source.kept:
                 self._drop(f"{what} not copied: only audio, subtitles and attachments are")
                 continue
             ctx = stream.codec_context
@@ -353,9 +343,9 @@ class VideoWriter:
             copies[stream.index] = out
         return copies
 
-    def _copy_container_info(self, source: VideoReader) -> None:
-        self._container.metadata.update(_copyable(source.container.metadata))
-        chapters = source.container.chapters()
+    def _copy_container_info(self, source: SourceStreams) -> None:
+        self._container.metadata.update(_copyable(source.metadata))
+        chapters = list(source.chapters)
         if chapters:
             try:
                 self._container.set_chapters(chapters)
@@ -380,7 +370,7 @@ def _encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     return width - width % sub_w, height - height % sub_h
 
 
-def _output_sar(fmt: VideoFormat, width: int, height: int) -> Fraction | None:
+def _output_sar(fmt: SourceFormat, width: int, height: int) -> Fraction | None:
     """The SAR that keeps the source's display aspect ratio at the output size."""
     sar = fmt.sample_aspect_ratio or Fraction(1)
     out = sar * Fraction(fmt.width * height, fmt.height * width)

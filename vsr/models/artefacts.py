@@ -32,8 +32,8 @@ class ShippedModel:
     spec: ModelSpec
     onnx: Path
     weights: Path
+    onnx_uint16: Path  # the same graph with uint16 I/O, for sources deeper than 8 bits
     entry: dict[str, Any]  # params, GFLOPs, metrics, training recipe, hashes
-    onnx16: Path | None = None  # uint16 I/O variant for sources deeper than 8 bits
 
 
 def load_manifest(root: Path | None = None) -> dict[str, Any]:
@@ -47,10 +47,8 @@ def shipped_models(root: Path | None = None) -> dict[str, ShippedModel]:
     root = root or engines_dir()
     models = {}
     for name, entry in load_manifest(root)["models"].items():
-        deep = root / entry["onnx16"] if "onnx16" in entry else None
-        models[name] = ShippedModel(
-            get_spec(name), root / entry["onnx"], root / entry["weights"], entry, deep
-        )
+        files = (root / entry["onnx"], root / entry["weights"], root / entry["onnx_uint16"])
+        models[name] = ShippedModel(get_spec(name), *files, entry)
     return models
 
 
@@ -60,6 +58,7 @@ def shipped_model(name: str, root: Path | None = None) -> ShippedModel:
     if name not in models:
         raise UsageError(f"model {name!r} is not shipped; shipped: {', '.join(models)}")
     model = models[name]
-    if not model.onnx.is_file():
-        raise ModelError(f"{model.onnx}: missing from the installation")
+    for path in (model.onnx, model.onnx_uint16):
+        if not path.is_file():
+            raise ModelError(f"{path}: missing from the installation")
     return model

@@ -1,8 +1,9 @@
-"""ONNX export with the uint8 interface fused into the graph.
+"""Weights in, ONNX out: the integer-code interface every backend shares, fused into the graph.
 
-The graph takes (N, H, W, 3) uint8 RGB and returns (N, H·s, W·s, 3) uint8 RGB: layout change,
-normalisation, clamping and rounding run inside the runtime, so the hot loop does no per-pixel numpy.
-N, H and W are dynamic.
+The graph takes (N, H, W, 3) uint8 RGB and returns (N, H·s, W·s, 3) uint8 RGB (or uint16 in and out):
+layout change, normalisation, clamping and rounding run inside the runtime, so the hot loop does no
+per-pixel numpy. N, H and W are dynamic. torch's own path (TorchBackend, training's predictor) wraps the
+network in the same IntegerIo module.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,21 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
 
-class Uint8Io(nn.Module):
-    """Wraps a float NCHW 0..1 network with uint8 NHWC input and output, computing in `dtype`.
+def codes_to_unit(x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """(N, H, W, C) uint8 or 16-bit codes → (N, C, H, W) `dtype` on 0..1: the one way codes become floats."""
+    top = 255.0 if x.dtype == torch.uint8 else 65535.0
+    return x.permute(0, 3, 1, 2).to(dtype) * (1.0 / top)
+
+
+def unit_to_codes(y: Tensor, dtype: torch.dtype) -> Tensor:
+    """(N, C, H, W) float on 0..1 → (N, H, W, C) codes of `dtype` (uint8 or a 16-bit type), rounded."""
+    top = 255.0 if dtype == torch.uint8 else 65535.0
+    return (y * top).round().clamp(0.0, top).to(dtype).permute(0, 2, 3, 1)
+
+
+class IntegerIo(nn.Module):
+    """Wraps a float NCHW 0..1 network with integer NHWC codes in and out (uint8, or 16-bit for sources
+    deeper than 8 bits: the codes then span 0..65535), computing in `dtype`.
 
     `margin` input pixels are replicated around the frame and cropped from the output: convolutions pad
     with zeros, and some models then darken or brighten the outermost pixels of every frame (the PSNR
@@ -51,10 +65,7 @@ class Uint8Io(nn.Module):
         return y[:, :, m * s : y.shape[2] - m * s, m * s : y.shape[3] - m * s].float()
 
     def forward(self, x: Tensor) -> Tensor:
-        # uint8 in, uint8 out; or 16-bit codes (10-bit and deeper sources) in and out.
-        top = 255.0 if x.dtype == torch.uint8 else 65535.0
-        y = self.float_forward(x.permute(0, 3, 1, 2).to(self.dtype) * (1.0 / top))
-        return (y * top).round().clamp(0.0, top).to(x.dtype).permute(0, 2, 3, 1)
+        return unit_to_codes(self.float_forward(codes_to_unit(x, self.dtype)), x.dtype)
 
 
 def load_model(spec: ModelSpec, weights: Path) -> nn.Module:
@@ -72,19 +83,20 @@ def export_onnx(
     margin: int = 0,
     sample_size: tuple[int, int] = (64, 64),
     dtype: torch.dtype = torch.float32,
-    deep: bool = False,
+    io: Literal["uint8", "uint16"] = "uint8",
 ) -> Path | BinaryIO:
-    """Write `model` as an ONNX graph with uint8 NHWC I/O and dynamic batch, height and width.
+    """Write `model` as an ONNX graph with integer NHWC I/O (`io`) and dynamic batch, height and width.
 
-    With dtype float16/bfloat16 the weights and the body run in that type (casts at the uint8 edges):
-    the strongly typed graph TensorRT 10.12+ and 11 build reduced-precision engines from. deep=True writes
-    the 16-bit variant: uint16 NHWC in and out (the CPU path of 10-bit and deeper sources).
+    With dtype float16/bfloat16 the weights and the body run in that type (casts at the integer edges):
+    the strongly typed graph TensorRT 10.12+ and 11 build reduced-precision engines from. io="uint16" is
+    the graph for sources deeper than 8 bits (the CPU path of 10-bit video).
     """
     net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)  # .to() works in place
-    wrapped = Uint8Io(net, dtype, scale=scale, margin=margin).eval()
-    # The TorchScript exporter has no uint16: the deep variant is traced with int32 (same graph, the codes
+    wrapped = IntegerIo(net, dtype, scale=scale, margin=margin).eval()
+    # The TorchScript exporter has no uint16: that graph is traced with int32 (same graph, the codes
     # scaled by 65535) and retyped to uint16 afterwards, at its input and at its final Cast.
-    dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=torch.int32 if deep else torch.uint8)
+    uint16 = io == "uint16"
+    dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=torch.int32 if uint16 else torch.uint8)
     with torch.no_grad():
         torch.onnx.export(
             wrapped,
@@ -99,7 +111,7 @@ def export_onnx(
             opset_version=BF16_OPSET if dtype == torch.bfloat16 else OPSET,
             dynamo=False,
         )
-    if deep:
+    if uint16:
         _retype_int32_io_to_uint16(out)
     return out
 

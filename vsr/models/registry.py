@@ -25,10 +25,9 @@ class ModelSpec:
     family: Family
     scale: int
     kwargs: dict[str, Any] = field(default_factory=dict)
-    min_size: int = 1  # smallest input side the model accepts
-    multiple_of: int = 1  # input sides must be multiples of this (padding happens in one place)
+    channels: int = 3  # RGB in and out
     # Input pixels replicated around each frame and cropped from the output, for models whose zero-padded
-    # convolutions get the outermost pixels wrong (see vsr.models.export.Uint8Io). Set from measurement:
+    # convolutions get the outermost pixels wrong (see vsr.models.export.IntegerIo). Set from measurement:
     # on a flat frame FSRCNN was 64 levels off at the edge and SRCNN 33. ESPCN ×3 and the denoiser were 4
     # off: ESPCN ×3 gets its receptive radius (it costs 0.008 dB on Set14), the denoiser 12 (it gains
     # 0.007-0.02 dB, as denoising PSNR counts the border). ESPCN ×2 and the compact nets were within 3 and

@@ -9,25 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from vsr.backends import DeviceBackend
 from vsr.models.registry import ModelSpec
-from vsr.pipeline.staging import DeviceFn
+from vsr.pipeline.double_buffer import DeviceFn
 from vsr.pipeline.tiling import plan_for_memory, run_tiled
 from vsr.pipeline.yuv import YuvSpec, rgb_to_yuv420, yuv420_to_rgb
-
-
-class FloatModel(Protocol):
-    """A backend that also takes float RGB on the device (TorchBackend, TensorRTBackend)."""
-
-    scale: int
-
-    def run_float(self, x: Tensor) -> Tensor:
-        """(N, 3, H, W) float 0..1 on the device → (N, 3, H·s, W·s) float, queued on the current stream."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +57,7 @@ class DevicePath:
 
 
 def yuv_chain(
-    models: Sequence[FloatModel], height: int, source: YuvSpec, target: YuvSpec, path: DevicePath
+    models: Sequence[DeviceBackend], height: int, source: YuvSpec, target: YuvSpec, path: DevicePath
 ) -> DeviceFn:
     """The per-batch device function: packed 4:2:0 planes in, packed 4:2:0 planes of the output size out."""
 

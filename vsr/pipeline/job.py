@@ -3,8 +3,10 @@
 decode thread ──Channel──► model thread ──Channel──► encode thread
 (reader: frames + packets)   (backends, in order)    (writer: packets, then frames)
 
-With a DevicePath the frames travel as the decoder's planar YUV and the model thread stages them through
-pinned double buffers on CUDA streams (vsr.pipeline.staging); colour conversion happens on the device.
+Before the threads start, `negotiate` decides once which pixel layout the reader decodes to and the
+writer receives; every batch then carries its layout. With a DevicePath the frames travel as the decoder's
+planar YUV and the model thread stages them through pinned double buffers on CUDA streams
+(vsr.pipeline.double_buffer); colour conversion happens on the device.
 
 Memory stays bounded by the channel depths whatever the clip length. Packets of the streams that are
 copied (audio, subtitles) travel with the batch during whose decoding they were demuxed, so the writer
@@ -23,28 +25,32 @@ from typing import TYPE_CHECKING, Any
 import av
 import numpy as np
 
-from vsr.backends import Backend
+from vsr.backends import UINT16, Backend
 from vsr.errors import StalledError, UsageError
-from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter
+from vsr.media import EncodeOptions, Frame, PixelLayout, ReaderStats, SourceFormat, VideoReader, VideoWriter
 from vsr.media.deinterlace import DeinterlaceMode
-from vsr.pipeline.stages import Channel, StageGroup
+from vsr.media.reader import rgb_layout, yuv_layout
+from vsr.pipeline.threads import Channel, StageGroup
+from vsr.pipeline.tiling import run_tiled
 
 if TYPE_CHECKING:
     from vsr.pipeline.device import DevicePath
-    from vsr.pipeline.staging import DeviceStager
+    from vsr.pipeline.double_buffer import DeviceStager
 
 PROGRESS_EVERY_S = 0.2
 STALL_GRACE_S = 10.0  # how long a stalled job's stages get to notice the stop before the error is raised
+TILE_OVERLAP = 16  # input pixels around each CPU tile: more than any shipped model's receptive radius
 
 
 @dataclass(frozen=True)
 class UpscaleRequest:
-    """What to do: files, scale factor of the model chain, batching and encoding."""
+    """What to do: files, scale factor of the model chain, batching, tiling and encoding."""
 
     input: Path
     output: Path
     scale: int
     batch: int = 2
+    tile: int | None = None  # CPU path: tile side in input pixels (the GPU path tiles per its DevicePath)
     queue_depth: int = 2  # batches waiting between stages
     decode_threads: int = 0
     deinterlace: DeinterlaceMode = "auto"
@@ -62,6 +68,10 @@ class UpscaleRequest:
     def __post_init__(self) -> None:
         if self.batch < 1 or self.queue_depth < 1:
             raise UsageError("batch and queue depth must be at least 1")
+        if self.tile is not None and self.tile < 16:
+            raise UsageError("a tile side must be at least 16 input pixels")
+        if self.field_rate and self.deinterlace == "off":
+            raise UsageError("--field-rate gives one frame per field: it needs deinterlacing (auto or on)")
 
 
 @dataclass
@@ -82,7 +92,7 @@ class Progress:
 
 @dataclass(frozen=True)
 class JobResult:
-    """What the job did, for the summary line and --json."""
+    """What a job did: the summary line, --json and the reports of a folder are all drawn from it."""
 
     input: str
     output: str
@@ -102,41 +112,70 @@ class JobResult:
     streams_dropped: tuple[str, ...] = ()
     # Output video span minus input video span (first to last pts), seconds: 0 unless frames were lost.
     duration_difference_s: float | None = None
+    model: str = ""  # the chain, "dncnn-color → espcn-x2"
+    backend_reason: str = ""  # why this backend ran
 
-    def report(self, model: str, backend_reason: str) -> dict[str, Any]:
-        """The JSON report of a file (--json, --report, a queue's NAME.vsr.json)."""
-        return {"model": model, "backend_reason": backend_reason, **asdict(self)}
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report of a file (--json, --report, a folder's NAME.vsr.json)."""
+        return asdict(self)
 
     @property
     def damaged(self) -> bool:
-        """Complete, but with decode errors skipped or concealed: exit code 1."""
+        """Complete, but with decode errors skipped or concealed."""
         return bool(self.decode_errors or self.concealed_errors)
 
+    @classmethod
+    def of(
+        cls,
+        request: UpscaleRequest,
+        fmt: SourceFormat,
+        stats: ReaderStats,
+        writer: VideoWriter,
+        *,
+        output_size: tuple[int, int],
+        started: float,
+        models: Sequence[Backend],
+        deinterlaced: bool,
+        streams_kept: int,
+        warnings: Sequence[str] = (),
+    ) -> JobResult:
+        """The result of a finished job, from what its reader counted and its writer wrote: the one place
+        a result is built, for plain, segmented and resumed jobs alike."""
+        elapsed = time.perf_counter() - started
+        resized = [
+            f"{n} frames of {size} letterboxed into {fmt.width}x{fmt.height} (the picture size changes "
+            "mid-stream)"
+            for size, n in stats.resized.items()
+        ]
+        truncated = ["the input ends in unreadable data: everything before it was processed"]
+        return cls(
+            input=str(request.input),
+            output=str(request.output),
+            frames=writer.frames_written,
+            input_size=(fmt.width, fmt.height),
+            output_size=output_size,
+            seconds=round(elapsed, 3),
+            fps=round(writer.frames_written / elapsed, 3) if elapsed > 0 else 0.0,
+            backend=" → ".join(m.name for m in models),
+            decode_errors=stats.decode_errors,
+            concealed_errors=stats.concealed,
+            streams_copied=streams_kept - len(writer.dropped),
+            deinterlaced=deinterlaced,
+            warnings=(*warnings, *writer.warnings, *resized, *(truncated if stats.truncated else [])),
+            frames_in=stats.frames,
+            partial=stats.truncated,
+            streams_dropped=tuple(writer.dropped),
+            duration_difference_s=_span_difference(stats, writer, fmt),
+        )
 
-@dataclass
-class _Batch:
-    pixels: np.ndarray  # (N, H, W, 3) uint8 RGB, or (N, H·3/2, W) packed 4:2:0 planes on the device path
-    pts: list[int]
-    packets: list[av.Packet]
 
-
-def _reader_warnings(reader: VideoReader, width: int, height: int) -> list[str]:
-    warnings = [
-        f"{n} frames of {size} letterboxed into {width}x{height} (the picture size changes mid-stream)"
-        for size, n in reader.stats.resized.items()
-    ]
-    if reader.stats.truncated:
-        warnings.append("the input ends in unreadable data: everything before it was processed")
-    return warnings
-
-
-def span_difference(stats: Any, writer: VideoWriter, time_base: Any) -> float | None:
+def _span_difference(stats: ReaderStats, writer: VideoWriter, fmt: SourceFormat) -> float | None:
     """(last - first pts) of the output minus that of the input, in seconds; None when either is empty."""
     if None in (stats.first_pts, stats.last_pts, writer.first_pts, writer.last_pts):
         return None
-    span_in = stats.last_pts - stats.first_pts
-    span_out = writer.last_pts - writer.first_pts
-    return round(float((span_out - span_in) * time_base), 6)
+    span_in = stats.last_pts - stats.first_pts  # type: ignore[operator]
+    span_out = writer.last_pts - writer.first_pts  # type: ignore[operator]
+    return round(float((span_out - span_in) * fmt.time_base), 6)
 
 
 def check_paths(request: UpscaleRequest) -> None:
@@ -152,21 +191,66 @@ def check_paths(request: UpscaleRequest) -> None:
         raise UsageError(f"{dst.parent}: no such directory")
 
 
+@dataclass(frozen=True)
+class Layouts:
+    """The pixel layouts of a job: what the reader decodes to, and what the writer receives."""
+
+    decode: PixelLayout
+    encode: PixelLayout
+    warnings: tuple[str, ...] = ()
+
+
+def negotiate(fmt: SourceFormat, models: Sequence[Backend], *, device: bool, encoder_pix_fmt: str) -> Layouts:
+    """The layouts for a source and a model chain, decided once before any thread starts.
+
+    The device path takes the decoder's planar 4:2:0 at the source's depth and returns 4:2:0 at the
+    encoder's (odd sizes have no 4:2:0 planes PyAV packs, so they take the RGB path). The CPU path decodes
+    to RGB, 16-bit for sources deeper than 8 bits when every model of the chain takes uint16; otherwise
+    such a source runs at 8 bits, and the job says so.
+    """
+    if device and fmt.width % 2 == 0 and fmt.height % 2 == 0:
+        return Layouts(yuv_layout(fmt.pix_fmt), yuv_layout(encoder_pix_fmt))
+    layout = rgb_layout(fmt.pix_fmt)
+    shallow = [m.name for m in models if UINT16 not in m.dtypes]
+    if layout == "rgb48le" and shallow:
+        warning = f"the {fmt.bits}-bit source runs at 8 bits: {', '.join(shallow)} take 8-bit frames only"
+        return Layouts("rgb24", "rgb24", (warning,))
+    return Layouts(layout, layout)
+
+
+@dataclass
+class _Batch:
+    pixels: np.ndarray  # (N, H, W, 3) RGB, or (N, H·3/2, W) packed 4:2:0 planes on the device path
+    pts: list[int]
+    packets: list[av.Packet]
+    layout: PixelLayout
+
+
 class UpscaleJob:
-    """Runs one request through `models` (applied in order); poll `progress`, call `abort()` to stop."""
+    """Runs one request through `models` (applied in order); poll `progress`, call `abort()` to stop.
+
+    `source` lends an open reader of the input (a resumable job reads every segment from one); without
+    it the job opens and closes its own.
+    """
 
     def __init__(
-        self, request: UpscaleRequest, models: Sequence[Backend], *, device_path: DevicePath | None = None
+        self,
+        request: UpscaleRequest,
+        models: Sequence[Backend],
+        *,
+        device_path: DevicePath | None = None,
+        source: VideoReader | None = None,
     ) -> None:
         if not models:
             raise UsageError("no model to run")
         self.request = request
         self.models = list(models)
-        self.device_path = device_path  # models must then also offer run_float (torch, tensorrt)
+        self.device_path = device_path  # models must then be DeviceBackends (torch, tensorrt)
         self.progress = Progress()
+        self.stats = ReaderStats()  # the reader's counts, once the job has run
+        self._source = source
         self._group = StageGroup()
         self._stager: DeviceStager | None = None
-        self._out_layout = "rgb24"
         self._batch = request.batch
 
     def abort(self) -> None:
@@ -177,82 +261,83 @@ class UpscaleJob:
         """Process the whole file; calls on_progress from the calling thread a few times a second."""
         req = self.request
         check_paths(req)
-        reader_options: dict[str, Any] = {"deinterlace": req.deinterlace, "field_rate": req.field_rate}
-        deep = all(getattr(m, "supports_deep", False) for m in self.models)
-        reader_options["layout"] = "yuv" if self.device_path is not None else ("rgb" if deep else "rgb24")
-        reader_options.update(start=req.start_pts, end=req.end_pts, passthrough=not req.video_only)
-        with VideoReader(req.input, threads=req.decode_threads, **reader_options) as reader:
-            fmt = reader.format
-            frame_w, frame_h = fmt.width * req.scale, fmt.height * req.scale
-            out_w, out_h = frame_w, frame_h
-            sar = fmt.sample_aspect_ratio
-            if req.square_pixels and sar is not None and sar != 1:
-                out_w = max(2, round(frame_w * sar / 2) * 2)  # the height stays; the width shows the DAR
-            stream = reader.video_stream
-            per_frame = 2 if reader.deinterlaced and req.field_rate else 1  # bwdif: one frame per field
-            self.progress.total_frames = stream.frames * per_frame or None
-            with VideoWriter(
-                req.output,
-                source=reader,
-                width=out_w,
-                height=out_h,
-                options=req.encode,
-                passthrough=not req.video_only,
-                frame_size=(frame_w, frame_h),
-            ) as writer:
-                self._out_layout = reader.layout
-                if reader.layout.startswith("yuv"):
-                    assert self.device_path is not None
-                    self.device_path, batch = self.device_path.planned(fmt.height, fmt.width, req.scale)
-                    self._batch = batch or req.batch
-                    self._stager = self._device_stager(reader, writer)
-                try:
-                    self._run_stages(reader, writer, on_progress)
-                finally:
-                    if self._stager is not None:
-                        self._stager.close()
-                writer.commit()
-            elapsed = time.perf_counter() - self.progress.started
-            return JobResult(
-                input=str(req.input),
-                output=str(req.output),
-                frames=writer.frames_written,
-                input_size=(fmt.width, fmt.height),
-                output_size=(out_w, out_h),
-                seconds=round(elapsed, 3),
-                fps=round(writer.frames_written / elapsed, 3) if elapsed > 0 else 0.0,
-                backend=" → ".join(m.name for m in self.models),
-                decode_errors=reader.stats.decode_errors,
-                concealed_errors=reader.stats.concealed,
-                streams_copied=len(reader.passthrough) - len(writer.dropped),
-                deinterlaced=reader.deinterlaced,
-                warnings=tuple(writer.warnings) + tuple(_reader_warnings(reader, fmt.width, fmt.height)),
-                frames_in=reader.stats.frames,
-                partial=reader.stats.truncated,
-                streams_dropped=tuple(writer.dropped),
-                duration_difference_s=span_difference(reader.stats, writer, fmt.time_base),
-            )
+        if self._source is not None:
+            return self._run(self._source, on_progress)
+        with VideoReader(
+            req.input, threads=req.decode_threads, deinterlace=req.deinterlace, field_rate=req.field_rate
+        ) as reader:
+            return self._run(reader, on_progress)
 
-    def _device_stager(self, reader: VideoReader, writer: VideoWriter) -> DeviceStager:
-        from vsr.media.reader import yuv_layout
+    def _run(self, reader: VideoReader, on_progress: Callable[[Progress], None] | None) -> JobResult:
+        req, fmt = self.request, reader.format
+        frame_w, frame_h = fmt.width * req.scale, fmt.height * req.scale
+        out_w, out_h = frame_w, frame_h
+        sar = fmt.sample_aspect_ratio
+        if req.square_pixels and sar is not None and sar != 1:
+            out_w = max(2, round(frame_w * sar / 2) * 2)  # the height stays; the width shows the DAR
+        per_frame = 2 if reader.deinterlaced and req.field_rate else 1  # bwdif: one frame per field
+        self.progress.total_frames = reader.video_stream.frames * per_frame or None
+        warnings = []
+        if req.field_rate and not reader.deinterlaced:
+            warnings.append("--field-rate: the source is progressive, so it was not deinterlaced")
+        streams = None if req.video_only else reader.streams
+        with VideoWriter(
+            req.output,
+            source=fmt,
+            streams=streams,
+            width=out_w,
+            height=out_h,
+            options=req.encode,
+            frame_size=(frame_w, frame_h),
+        ) as writer:
+            layouts = negotiate(
+                fmt, self.models, device=self.device_path is not None, encoder_pix_fmt=writer.pix_fmt
+            )
+            if layouts.decode.startswith("yuv"):
+                self._stager = self._device_stager(fmt, layouts, writer.matrix)
+            frames = reader.read(
+                layouts.decode, start=req.start_pts, end=req.end_pts, passthrough=streams is not None
+            )
+            try:
+                self._run_stages(frames, writer, on_progress)
+            finally:
+                if self._stager is not None:
+                    self._stager.close()
+            writer.commit()
+        self.stats = reader.stats
+        return JobResult.of(
+            req,
+            fmt,
+            reader.stats,
+            writer,
+            output_size=(out_w, out_h),
+            started=self.progress.started,
+            models=self.models,
+            deinterlaced=reader.deinterlaced,
+            streams_kept=len(streams.kept) if streams else 0,
+            warnings=(*warnings, *layouts.warnings),
+        )
+
+    def _device_stager(self, fmt: SourceFormat, layouts: Layouts, matrix: int) -> DeviceStager:
         from vsr.pipeline.device import yuv_chain
-        from vsr.pipeline.staging import DeviceStager
+        from vsr.pipeline.double_buffer import DeviceStager
         from vsr.pipeline.yuv import YuvSpec
 
         assert self.device_path is not None
-        fmt = reader.format
-        self._out_layout = yuv_layout(writer.pix_fmt)
-        source = YuvSpec.of(fmt, reader.layout)
-        target = YuvSpec.of(fmt, self._out_layout, matrix=writer.matrix)
+        self.device_path, batch = self.device_path.planned(fmt.height, fmt.width, self.request.scale)
+        self._batch = batch or self.request.batch
+        source = YuvSpec.of(fmt, layouts.decode)
+        target = YuvSpec.of(fmt, layouts.encode, matrix=matrix)
         run = yuv_chain(self.models, fmt.height, source, target, self.device_path)  # type: ignore[arg-type]
+        self._encode_layout = layouts.encode
         return DeviceStager(run, self.device_path.device, slots=self.device_path.slots)
 
     def _run_stages(
-        self, reader: VideoReader, writer: VideoWriter, on_progress: Callable[[Progress], None] | None
+        self, frames: Any, writer: VideoWriter, on_progress: Callable[[Progress], None] | None
     ) -> None:
         group, depth = self._group, self.request.queue_depth
         decoded, inferred = group.channel(depth), group.channel(depth)
-        group.spawn("decode", lambda: self._decode(reader, decoded))
+        group.spawn("decode", lambda: self._decode(frames, decoded))
         group.spawn("model", lambda: self._infer(decoded, inferred))
         group.spawn("encode", lambda: self._encode(inferred, writer))
         moved, last_move = (-1, -1), time.monotonic()
@@ -284,31 +369,39 @@ class UpscaleJob:
         if on_progress is not None:
             on_progress(self.progress)
 
-    def _decode(self, reader: VideoReader, out: Channel) -> None:
+    def _decode(self, items: Any, out: Channel) -> None:
         size, frames, pts, packets = self._batch, [], [], []
-        for item in reader:
+        layout: PixelLayout = "rgb24"
+        for item in items:
             if isinstance(item, Frame):
                 frames.append(item.pixels)
                 pts.append(item.pts)
+                layout = item.format
                 self.progress.decoded += 1
                 if len(frames) == size:
-                    out.put(_Batch(np.stack(frames), pts, packets))
+                    out.put(_Batch(np.stack(frames), pts, packets, layout))
                     frames, pts, packets = [], [], []
             else:
                 packets.append(item)
         if frames or packets:
             pixels = np.stack(frames) if frames else np.empty((0, 0, 0, 3), np.uint8)
-            out.put(_Batch(pixels, pts, packets))
+            out.put(_Batch(pixels, pts, packets, layout))
         out.close()
 
     def _infer(self, inp: Channel, out: Channel) -> None:
         if self._stager is not None:
             self._infer_staged(self._stager, inp, out)
             return
+        tile = self.request.tile
         for batch in inp:
             if batch.pts:
                 for model in self.models:
-                    batch.pixels = model.run(batch.pixels)
+                    if tile is None:
+                        batch.pixels = model.run(batch.pixels)
+                    else:
+                        batch.pixels = run_tiled(
+                            model.run, batch.pixels, scale=model.scale, tile=tile, overlap=TILE_OVERLAP
+                        )
             out.put(batch)
         out.close()
 
@@ -319,6 +412,7 @@ class UpscaleJob:
         def emit_oldest() -> None:
             batch = waiting.popleft()
             batch.pixels, _ = stager.collect()  # the oldest submitted is the oldest waiting with frames
+            batch.layout = self._encode_layout
             out.put(batch)
 
         for batch in inp:
@@ -340,7 +434,6 @@ class UpscaleJob:
         for batch in inp:
             for packet in batch.packets:
                 writer.write_packet(packet)
-            pixels = batch.pixels.view(np.uint16) if batch.pixels.dtype == np.int16 else batch.pixels
-            for picture, pts in zip(pixels, batch.pts, strict=True):
-                writer.write_frame(picture, pts, self._out_layout)  # type: ignore[arg-type]
+            for picture, pts in zip(batch.pixels, batch.pts, strict=True):
+                writer.write_frame(picture, pts, batch.layout)
                 self.progress.encoded += 1

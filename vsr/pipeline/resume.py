@@ -15,12 +15,11 @@ the same frames with the same timestamps whether or not the job was interrupted.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import heapq
 import json
-import os
 import shutil
-import time
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -30,12 +29,13 @@ import av
 
 from vsr.backends import Backend
 from vsr.errors import BadInputError
-from vsr.media import VideoReader, VideoWriter
-from vsr.media._input import METADATA_ERRORS
+from vsr.files import atomic_write
+from vsr.media import ReaderStats, VideoReader, VideoWriter
 from vsr.pipeline.job import JobResult, Progress, UpscaleJob, UpscaleRequest, check_paths
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 DEFAULT_SEGMENT_SECONDS = 30.0
+JobFactory = Callable[[UpscaleRequest, VideoReader], UpscaleJob]
 
 
 def parts_dir(output: Path) -> Path:
@@ -58,6 +58,7 @@ def _settings(request: UpscaleRequest, models: Sequence[Backend], segment_second
     # Everything that changes the encoded video; a different value means the segments cannot be reused.
     return {
         "scale": request.scale,
+        "tile": request.tile,
         "models": [m.name for m in models],
         "encode": dataclasses.asdict(request.encode),
         "deinterlace": request.deinterlace,
@@ -66,28 +67,26 @@ def _settings(request: UpscaleRequest, models: Sequence[Backend], segment_second
     }
 
 
-def segment_starts(path: Path, seconds: float, reader_tb: Fraction) -> list[int]:
+def segment_starts(reader: VideoReader, seconds: float) -> list[int]:
     """Keyframe pts (in the reader's time base) where segments start, at least `seconds` apart.
 
     The first segment starts at the first keyframe; only packets are read (no decoding), so this is fast.
     """
     starts: list[int] = []
-    with VideoReader(path) as probe:
-        index, tb = probe.video_stream.index, probe.video_stream.time_base
-    with av.open(str(path), metadata_errors=METADATA_ERRORS) as container:
-        for packet in container.demux(container.streams[index]):
-            if not packet.is_keyframe or packet.pts is None:
-                continue
-            pts = int(packet.pts * tb / reader_tb)
-            if not starts or (pts - starts[-1]) * reader_tb >= seconds:
-                starts.append(pts)
+    tb = reader.format.time_base
+    for pts in reader.keyframes():
+        if not starts or (pts - starts[-1]) * tb >= seconds:
+            starts.append(pts)
     if not starts:
-        raise BadInputError(f"{path}: no keyframe with a timestamp to start from")
+        raise BadInputError(f"{reader.path}: no keyframe with a timestamp to start from")
     return sorted(set(starts))
 
 
 class ResumableJob:
-    """An UpscaleJob cut into segments; `run` continues whatever an earlier run of the same job left."""
+    """An UpscaleJob cut into segments; `run` continues whatever an earlier run of the same job left.
+
+    One reader owns the input for the whole run: the keyframe scan, every segment and the assembly seek it.
+    """
 
     def __init__(
         self,
@@ -95,25 +94,33 @@ class ResumableJob:
         models: Sequence[Backend],
         *,
         segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
-        job_factory: Callable[[UpscaleRequest], UpscaleJob] | None = None,
+        job_factory: JobFactory | None = None,
         log: Callable[[str], None] = lambda _msg: None,
     ) -> None:
         self.request = request
         self.models = list(models)
         self.segment_seconds = segment_seconds
         self.progress = Progress()
-        self._make_job = job_factory or (lambda r: UpscaleJob(r, self.models))
+        self._make_job = job_factory or (lambda r, reader: UpscaleJob(r, self.models, source=reader))
         self.parts = parts_dir(request.output)
         self.resumed_segments = 0
         self._log = log
 
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> JobResult:
+        """Encode the segments not done yet, then assemble the output; the parts folder is then removed."""
         req = self.request
         check_paths(req)
-        with VideoReader(req.input, deinterlace=req.deinterlace, field_rate=req.field_rate) as reader:
-            reader_tb = reader.format.time_base
+        with VideoReader(
+            req.input, threads=req.decode_threads, deinterlace=req.deinterlace, field_rate=req.field_rate
+        ) as reader:
             self.progress.total_frames = (reader.video_stream.frames or 0) or None
-        manifest = self._manifest(reader_tb)
+            result = self._run(reader, on_progress)
+        shutil.rmtree(self.parts, ignore_errors=True)
+        return result
+
+    def _run(self, reader: VideoReader, on_progress: Callable[[Progress], None] | None) -> JobResult:
+        req = self.request
+        manifest = self._manifest(reader)
         starts = manifest["starts"]
         done = {s["index"]: s for s in manifest["segments"]}
         self.resumed_segments = len(done)
@@ -139,7 +146,7 @@ class ResumableJob:
                 overwrite=True,
                 encode=nut,
             )
-            job = self._make_job(sub)
+            job = self._make_job(sub, reader)
             base = self.progress.encoded
 
             def forward(p: Progress, base: int = base) -> None:
@@ -149,18 +156,12 @@ class ResumableJob:
 
             last = job.run(forward)
             entry = {"index": k, "start": start, "end": end, "frames": last.frames, "file": segment.name}
-            entry.update(
-                decode_errors=last.decode_errors,
-                concealed=last.concealed_errors,
-                deinterlaced=last.deinterlaced,
-            )
+            entry.update(stats=job.stats.to_dict(), deinterlaced=last.deinterlaced, warnings=last.warnings)
             manifest["segments"].append(entry)
             self._save(manifest)
-        result = self._assemble(manifest)
-        shutil.rmtree(self.parts, ignore_errors=True)
-        return result
+        return self._assemble(manifest, reader)
 
-    def _manifest(self, reader_tb: Fraction) -> dict[str, Any]:
+    def _manifest(self, reader: VideoReader) -> dict[str, Any]:
         identity = _input_identity(self.request.input)
         settings = _settings(self.request, self.models, self.segment_seconds)
         path = self.parts / "manifest.json"
@@ -179,7 +180,7 @@ class ResumableJob:
             return manifest
         shutil.rmtree(self.parts, ignore_errors=True)  # another input or other settings: start over
         self.parts.mkdir(parents=True)
-        starts = segment_starts(self.request.input, self.segment_seconds, reader_tb)
+        starts = segment_starts(reader, self.segment_seconds)
         manifest = {
             "version": MANIFEST_VERSION,
             "input": identity,
@@ -191,51 +192,65 @@ class ResumableJob:
         return manifest
 
     def _save(self, manifest: dict[str, Any]) -> None:
-        path = self.parts / "manifest.json"
-        tmp = path.with_name(f".manifest.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        tmp.replace(path)
+        atomic_write(self.parts / "manifest.json", json.dumps(manifest, indent=1))
 
-    def _assemble(self, manifest: dict[str, Any]) -> JobResult:
+    def _assemble(self, manifest: dict[str, Any], reader: VideoReader) -> JobResult:
         """Stream-copy every segment's video and the input's other streams into the output, in time order."""
         req = self.request
         segments = sorted(manifest["segments"], key=lambda s: s["index"])
         files = [self.parts / s["file"] for s in segments]
-        with av.open(str(files[0])) as first, VideoReader(req.input) as reader:
+        with av.open(str(files[0])) as first:
             template = first.streams.video[0]
             w, h = template.codec_context.width, template.codec_context.height
             with VideoWriter(
-                req.output, source=reader, width=w, height=h, options=req.encode, video_from=template
+                req.output,
+                source=reader.format,
+                streams=reader.streams,
+                width=w,
+                height=h,
+                options=req.encode,
+                video_from=template,
             ) as writer:
-                for kind, packet in _merged(_segment_packets(files), _passthrough_packets(reader)):
+                for kind, packet in _merged(_segment_packets(req.output, files), reader.packets_to_copy()):
                     if kind == 0:
                         writer.write_encoded(packet)
                     else:
                         writer.write_packet(packet)
                 writer.commit()
-            fmt = reader.format
-            frames = writer.frames_written
-            elapsed = time.perf_counter() - self.progress.started
-            return JobResult(
-                input=str(req.input),
-                output=str(req.output),
-                frames=frames,
-                input_size=(fmt.width, fmt.height),
-                output_size=(w, h),
-                seconds=round(elapsed, 3),
-                fps=round(frames / elapsed, 3) if elapsed > 0 else 0.0,
-                backend=" → ".join(m.name for m in self.models),
-                decode_errors=sum(s["decode_errors"] for s in segments),
-                concealed_errors=sum(s["concealed"] for s in segments),
-                streams_copied=len(reader.passthrough) - len(writer.dropped),
-                deinterlaced=any(s["deinterlaced"] for s in segments),
-                warnings=tuple(writer.warnings),
-                frames_in=sum(s["frames"] for s in segments),
-                streams_dropped=tuple(writer.dropped),
-            )
+        stats = functools.reduce(
+            ReaderStats.merged, (ReaderStats.from_dict(s["stats"]) for s in segments), ReaderStats()
+        )
+        # Each segment's own warnings (size changes, truncation) are counted again from the merged stats.
+        return JobResult.of(
+            req,
+            reader.format,
+            stats,
+            writer,
+            output_size=(w, h),
+            started=self.progress.started,
+            models=self.models,
+            deinterlaced=any(s["deinterlaced"] for s in segments),
+            streams_kept=len(reader.streams.kept),
+        )
 
 
-def _segment_packets(files: Sequence[Path]) -> Iterator[av.Packet]:
+def _segment_packets(output: Path, files: Sequence[Path]) -> Iterator[av.Packet]:
+    """Every segment's video packets in order, each with a dts that rises, as a muxer requires."""
+    last: int | None = None
+    for packet in _with_dts(files):
+        if last is not None and packet.dts <= last:
+            # Segments encoded apart can meet with equal dts under VFR; decode order is unchanged, and the
+            # muxer only needs dts to rise and to stay at or below pts.
+            packet.dts = last + 1
+            if packet.pts is not None and packet.dts > packet.pts:
+                raise BadInputError(
+                    f"{output}: segments cannot be joined (dts {packet.dts} > pts {packet.pts})"
+                )
+        last = packet.dts
+        yield packet
+
+
+def _with_dts(files: Sequence[Path]) -> Iterator[av.Packet]:
     """Every segment's video packets in order, each with a dts.
 
     NUT stores pts only and its demuxer derives dts from the reordering, which it cannot do for the first
@@ -270,15 +285,6 @@ def _fill_dts(packets: list[av.Packet], after: int | None, before: int) -> None:
     step = (before - low) / (n + 1)
     for i, packet in enumerate(packets, 1):
         packet.dts = int(low + i * step)
-
-
-def _passthrough_packets(reader: VideoReader) -> Iterator[av.Packet]:
-    keep = {s.index for s in reader.passthrough}
-    if not keep:
-        return
-    for packet in reader.container.demux(*[reader.container.streams[i] for i in keep]):
-        if packet.size and packet.dts is not None:
-            yield packet
 
 
 def _merged(video: Iterator[av.Packet], other: Iterator[av.Packet]) -> Iterator[tuple[int, av.Packet]]:

@@ -1,4 +1,5 @@
-"""Tiles with overlap for frames too large for the device, and the batch/tile choice from free memory.
+"""Tiles with overlap for frames too large for the device or the host, and the GPU's batch/tile choice from
+free memory.
 
 A tile is run with `overlap` extra input pixels on every inner side; only its core is kept, so as long as
 the overlap covers the model's receptive radius the stitched output equals the untiled one exactly (no
@@ -9,8 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from torch import Tensor
+import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+Array = TypeVar("Array", "Tensor", np.ndarray)
 
 
 @dataclass(frozen=True)
@@ -42,22 +49,32 @@ def tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
     return out
 
 
-def run_tiled(fn: Callable[[Tensor], Tensor], x: Tensor, *, scale: int, tile: int, overlap: int) -> Tensor:
-    """fn over (N, C, H, W) in tiles, stitched into (N, C, H·scale, W·scale)."""
-    n, _, h, w = x.shape
+def run_tiled(fn: Callable[[Array], Array], x: Array, *, scale: int, tile: int, overlap: int) -> Array:
+    """fn over a batch in tiles, stitched: (N, C, H, W) device tensors (the GPU path) or (N, H, W, C)
+    numpy arrays (the CPU path, for frames whose activations do not fit a small machine's memory)."""
+    nhwc = isinstance(x, np.ndarray)
+    h, w = x.shape[1:3] if nhwc else x.shape[2:4]
     if tile >= h and tile >= w:
         return fn(x)
-    out: Tensor | None = None
+
+    def box(y0: int, y1: int, x0: int, x1: int) -> tuple[slice, ...]:
+        spatial = (slice(y0, y1), slice(x0, x1))
+        return (slice(None), *spatial) if nhwc else (slice(None), slice(None), *spatial)
+
+    out: Any = None
     for t in tiles(h, w, tile, overlap):
-        y = fn(x[:, :, t.y0 : t.y1, t.x0 : t.x1])
+        part = x[box(t.y0, t.y1, t.x0, t.x1)]
+        y = fn(np.ascontiguousarray(part) if nhwc else part)
         if out is None:
-            out = y.new_empty((n, y.shape[1], h * scale, w * scale))
+            shape = list(y.shape)
+            shape[1 if nhwc else 2], shape[2 if nhwc else 3] = h * scale, w * scale
+            out = np.empty(shape, y.dtype) if nhwc else y.new_empty(shape)
         oy, ox = (t.core_y0 - t.y0) * scale, (t.core_x0 - t.x0) * scale
         hh, ww = (t.core_y1 - t.core_y0) * scale, (t.core_x1 - t.core_x0) * scale
-        out[:, :, t.core_y0 * scale : t.core_y1 * scale, t.core_x0 * scale : t.core_x1 * scale] = y[
-            :, :, oy : oy + hh, ox : ox + ww
+        s = scale
+        out[box(t.core_y0 * s, t.core_y1 * s, t.core_x0 * s, t.core_x1 * s)] = y[
+            box(oy, oy + hh, ox, ox + ww)
         ]
-    assert out is not None
     return out
 
 

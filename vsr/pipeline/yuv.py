@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsr.media.colour import RANGE_FULL
-from vsr.media.reader import VideoFormat
+from vsr.media.reader import SourceFormat
 
 # (Kr, Kb) of each FFmpeg AVCOL_SPC matrix the pipeline converts with (see vsr.media.colour).
 _KR_KB = {
@@ -38,7 +38,7 @@ class YuvSpec:
     bits: int  # 8 or 10
 
     @classmethod
-    def of(cls, fmt: VideoFormat, layout: str, matrix: int | None = None) -> YuvSpec:
+    def of(cls, fmt: SourceFormat, layout: str, matrix: int | None = None) -> YuvSpec:
         """The spec of `layout` planes of a source `fmt`; `matrix` overrides its matrix (for the output)."""
         return cls(
             matrix or fmt.colorspace, fmt.color_range == RANGE_FULL, 10 if layout == "yuv420p10le" else 8

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vsr.evaluate import h264, jpeg
+from vsr.degradations import h264, jpeg
 from vsr.media.images import image_files, read_image
 from vsr.train.augment import AugmentConfig, augment
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -13,7 +14,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from vsr.evaluate import evaluate_denoise, evaluate_sr, load_eval_images, mean_scores, noise_degrade
+from vsr.degradations import noise_degrade
+from vsr.evaluate import Predictor, evaluate_denoise, evaluate_sr, load_eval_images, mean_scores
+from vsr.files import atomic_write
+from vsr.models.export import IntegerIo
 from vsr.models.registry import get_spec
 from vsr.train.augment import AugmentConfig
 from vsr.train.data import NoiseConfig, PatchSampler, load_images
@@ -66,14 +70,13 @@ def _lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def torch_predictor(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
-    """Wrap a float NCHW 0..1 model as a uint8 RGB (H, W, 3) → uint8 RGB predictor."""
+def torch_predictor(model: torch.nn.Module, device: torch.device, scale: int) -> Predictor:
+    """Wrap a float NCHW 0..1 model as a uint8 RGB (H, W, 3) → uint8 RGB predictor (IntegerIo's codes)."""
+    wrapped = IntegerIo(model, scale=scale)
 
     @torch.no_grad()
     def predict(img: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / 255
-        y = model(x).clamp(0, 1).mul(255).round().to(torch.uint8)
-        return y[0].permute(1, 2, 0).cpu().numpy()
+        return wrapped(torch.from_numpy(np.ascontiguousarray(img))[None].to(device))[0].cpu().numpy()
 
     return predict
 
@@ -84,7 +87,7 @@ def validate(
     """Mean PSNR on the validation images: Y-PSNR for SR, RGB PSNR at σ = 25 for the denoiser."""
     spec = get_spec(cfg.model)
     model.eval()
-    predict = torch_predictor(model, device)
+    predict = torch_predictor(model, device, spec.scale)
     if spec.task == "sr":
         scores = evaluate_sr(images, spec.scale, predict)
     else:
@@ -94,11 +97,11 @@ def validate(
 
 
 def _save_checkpoint(path: Path, model, opt, step: int, elapsed_s: float, history: list) -> None:
-    tmp = path.with_suffix(".tmp")
     state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed_s": elapsed_s}
-    torch.save(state, tmp)
-    tmp.replace(path)
-    (path.parent / "history.json").write_text(json.dumps(history, indent=1))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, buffer.getvalue())
+    atomic_write(path.parent / "history.json", json.dumps(history, indent=1))
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> Path:

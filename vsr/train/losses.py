@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor
 
-LossName = Literal["l1", "mse", "charbonnier"]
+from vsr.train import LossName
 
 
 def pixel_loss(name: LossName, pred: Tensor, target: Tensor) -> Tensor:

@@ -135,7 +135,9 @@ class DeviceStager:
         slot = self._pending.popleft()
         slot.downloaded.synchronize()
         assert slot.host_out is not None
-        return slot.host_out.numpy().copy(), slot.meta  # copied: the pinned buffer serves the next batch
+        out = slot.host_out.numpy().copy()  # copied: the pinned buffer serves the next batch
+        # 10-bit planes travel as int16 (see _TORCH_DTYPE) and come back as the uint16 they are.
+        return (out.view(np.uint16) if out.dtype == np.int16 else out), slot.meta
 
     def drain(self) -> list[tuple[np.ndarray, Any]]:
         """Collect everything still in flight, oldest first."""

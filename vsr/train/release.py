@@ -1,4 +1,5 @@
-"""Turn a finished training run into shipped artefacts: weights, ONNX graph, measured manifest entry."""
+"""The release step: a finished training run becomes shipped artefacts (weights, ONNX graphs) with a
+measured manifest entry. Lives with training, so `vsr.models` never imports a runtime."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from vsr.backends.options import OrtOptions
 from vsr.backends.ort_backend import OrtBackend
 from vsr.evaluate import Score, evaluate_sr, load_eval_images, mean_scores, measure_denoise
+from vsr.files import atomic_write
 from vsr.models.artefacts import MANIFEST
 from vsr.models.export import export_onnx, load_model, sha256
 from vsr.models.registry import ModelSpec, get_spec
@@ -101,7 +104,7 @@ def measure(
 ) -> dict[str, dict[str, float]]:
     """Measured through ONNX Runtime on the protocol: SR on Set5 and Set14 beside bicubic; a denoiser at
     every level of DENOISE_LEVELS beside the degraded input and a tuned nlmeans."""
-    with OrtBackend(onnx_path, threads=threads) as backend:
+    with OrtBackend(onnx_path, scale=spec.scale, options=OrtOptions(threads=threads)) as backend:
 
         def predict(img: Any) -> Any:
             return backend.run(img[None])[0]
@@ -125,8 +128,8 @@ def ship(
     shutil.copyfile(run_dir / "model.safetensors", weights)
     model = load_model(spec, weights)
     export_onnx(model, onnx_path, scale=spec.scale, margin=spec.edge_margin)
-    deep_path = root / f"{name}.u16.onnx"  # the same model with uint16 I/O, for 10-bit and deeper sources
-    export_onnx(model, deep_path, scale=spec.scale, margin=spec.edge_margin, deep=True)
+    uint16_path = root / f"{name}.uint16.onnx"  # the same model with uint16 I/O, for 10-bit sources
+    export_onnx(model, uint16_path, scale=spec.scale, margin=spec.edge_margin, io="uint16")
     config = json.loads((run_dir / "config.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
     entry: dict[str, Any] = {
@@ -139,8 +142,8 @@ def ship(
         "gflops_1080p": round(gflops_per_frame(model), 1),
         "weights": weights.name,
         "onnx": onnx_path.name,
-        "onnx16": deep_path.name,
-        "sha256": {p.name: sha256(p) for p in (weights, onnx_path, deep_path)},
+        "onnx_uint16": uint16_path.name,
+        "sha256": {p.name: sha256(p) for p in (weights, onnx_path, uint16_path)},
         "training": {
             "command": _training_command(config),
             "recipe": recipe,
@@ -155,5 +158,5 @@ def ship(
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     manifest["models"][name] = entry
     manifest["models"] = dict(sorted(manifest["models"].items()))
-    manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    atomic_write(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return entry

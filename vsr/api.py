@@ -1,0 +1,465 @@
+"""The public library: upscale a file or a folder, load a model for your own frames, probe a file.
+
+Typed options in, JobResult out, progress by callback. Nothing here prints or exits: errors are the typed
+exceptions of vsr.errors, and the CLI (vsr.cli) is one consumer of these functions.
+
+    import vsr
+    result = vsr.upscale("in.mp4", "out.mkv", model="compact-x2")
+    print(result.fps)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, get_args
+
+import numpy as np
+
+from vsr.backends import Backend
+from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, OrtOptions, TensorRTOptions
+from vsr.backends.select import Choice, choose, open_backend
+from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, make_profile  # noqa: F401  (public: CLI)
+from vsr.degradations import h264_degrade, jpeg_degrade, noise_degrade
+from vsr.errors import UsageError
+from vsr.evaluate import DENOISE_LEVELS, Score, evaluate_denoise, evaluate_sr, load_eval_images, mean_scores
+from vsr.media import EncodeSettings, MediaInfo, VideoReader
+from vsr.media import probe as _probe
+from vsr.media.deinterlace import DeinterlaceMode
+from vsr.media.profiles import MATRICES, PROFILES
+from vsr.models.artefacts import ShippedModel, shipped_model, shipped_models
+from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
+from vsr.pipeline.folder import STATUS_FILE, FileOutcome, plan, run_folder
+from vsr.pipeline.resume import DEFAULT_SEGMENT_SECONDS, ResumableJob
+from vsr.pipeline.tiling import run_tiled
+
+# The vocabulary of the options, for callers that offer them as choices (the CLI's enums are built from it).
+BACKEND_NAMES: tuple[str, ...] = ("auto", *BACKENDS)
+PRECISION_NAMES: tuple[str, ...] = PRECISIONS
+PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
+COLORSPACE_NAMES: tuple[str, ...] = tuple(MATRICES)
+DEINTERLACE_MODES: tuple[str, ...] = get_args(DeinterlaceMode)
+DENOISE_LEVEL_KEYS: tuple[str, ...] = tuple(level.key for level in DENOISE_LEVELS)
+
+# The default model per scale: the fastest shipped one, so a CPU-only machine gets a usable speed.
+DEFAULT_MODELS = {2: "espcn-x2", 4: "compact-x4"}
+CPU_BATCH = 2
+Log = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def _chain(model: str | None, scale: int | None, denoise: str | None) -> list[ShippedModel]:
+    """The shipped models to run, in order: the denoiser (if any), then the upscaler."""
+    if model is None:
+        scale = scale or 2
+        if scale not in DEFAULT_MODELS:
+            raise UsageError(f"no default model for scale {scale}; choose one of {sorted(DEFAULT_MODELS)}")
+        model = DEFAULT_MODELS[scale]
+    upscaler = shipped_model(model)
+    if scale is not None and upscaler.spec.scale != scale:
+        raise UsageError(f"model {model} upscales ×{upscaler.spec.scale}, not ×{scale}")
+    if denoise is None:
+        return [upscaler]
+    denoiser = shipped_model(denoise)
+    if denoiser.spec.task != "denoise":
+        raise UsageError(f"--denoise takes a denoiser; {denoise} is a {denoiser.spec.task} model")
+    return [denoiser, upscaler]
+
+
+class Upscaler:
+    """A loaded model chain: call it on numpy frames, (H, W, 3) or (N, H, W, 3), uint8 or uint16 RGB.
+
+    A context manager that owns its runtimes; `tile` runs frames in overlapping tiles of that many input
+    pixels (the output is the same; memory stays small).
+    """
+
+    def __init__(
+        self, chain: Sequence[ShippedModel], choice: Choice, *, tile: int | None = None, log: Log = _quiet
+    ) -> None:
+        self.models = [m.spec.name for m in chain]
+        self.choice = choice
+        self.tile = tile
+        self.scale = math.prod(m.spec.scale for m in chain)
+        with contextlib.ExitStack() as stack:
+            self.backends: list[Backend] = [
+                stack.enter_context(open_backend(choice.options, m, log=log)) for m in chain
+            ]
+            self._stack = stack.pop_all()
+
+    @property
+    def name(self) -> str:
+        """The chain, "dncnn-color → espcn-x2"."""
+        return " → ".join(self.models)
+
+    @property
+    def backend(self) -> str:
+        """The runtimes, as they name themselves."""
+        return " → ".join(b.name for b in self.backends)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """Upscale RGB frames; returns the same type and layout, each side ×scale."""
+        single = frames.ndim == 3
+        batch = np.ascontiguousarray(frames[None] if single else frames)
+        if batch.dtype not in (np.uint8, np.uint16) or batch.ndim != 4 or batch.shape[-1] != 3:
+            raise UsageError(
+                f"expected (H, W, 3) or (N, H, W, 3) uint8/uint16 RGB, got {frames.shape} {frames.dtype}"
+            )
+        for backend in self.backends:
+            if batch.dtype not in backend.dtypes:
+                raise UsageError(
+                    f"{backend.name} takes {'/'.join(sorted(d.name for d in backend.dtypes))} frames"
+                )
+            if self.tile is None:
+                batch = backend.run(batch)
+            else:
+                batch = run_tiled(backend.run, batch, scale=backend.scale, tile=self.tile, overlap=16)
+        return batch[0] if single else batch
+
+    def close(self) -> None:
+        """Release every runtime."""
+        self._stack.close()
+
+    def __enter__(self) -> Upscaler:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def load_model(
+    name: str | None = None,
+    *,
+    scale: int | None = None,
+    denoise: str | None = None,
+    backend: str | BackendOptions = "auto",
+    precision: str | None = None,
+    threads: int = 0,
+    tile: int | None = None,
+    torch_compile: bool = False,
+    cuda_graphs: bool = False,
+    log: Log = _quiet,
+) -> Upscaler:
+    """Load a shipped model (the default for `scale` when no name is given), optionally behind a denoiser,
+    on a backend: "auto", "onnxruntime", "torch", "tensorrt", or an options object of vsr.backends.options."""
+    chain = _chain(name, scale, denoise)
+    choice = choose(
+        backend, precision=precision, threads=threads, compile=torch_compile, cuda_graphs=cuda_graphs
+    )
+    if tile is not None and tile < 16:
+        raise UsageError("a tile side must be at least 16 input pixels")
+    return Upscaler(chain, choice, tile=tile, log=log)
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """What a media file holds: container, streams, timing from packets, colour, fields, rotation."""
+    return _probe(Path(path))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything of a job beyond its files and models (the keywords of `upscale`, checked together)."""
+
+    batch: int | None = None
+    tile: int | None = None
+    encode: EncodeSettings = field(default_factory=EncodeSettings)
+    deinterlace: DeinterlaceMode = "auto"
+    field_rate: bool = False
+    square_pixels: bool = False
+    overwrite: bool = False
+    resume: bool = False
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS
+    stall_timeout: float = 600.0
+
+    def request(self, src: Path, dst: Path, scale: int) -> UpscaleRequest:
+        """The request for one file (the encoder settings resolve against its extension)."""
+        return UpscaleRequest(
+            input=src,
+            output=dst,
+            scale=scale,
+            batch=self.batch or CPU_BATCH,
+            tile=self.tile,
+            deinterlace=self.deinterlace,
+            field_rate=self.field_rate,
+            encode=self.encode.resolve(dst.suffix),
+            overwrite=self.overwrite,
+            stall_seconds=self.stall_timeout,
+            square_pixels=self.square_pixels,
+        )
+
+
+class _Runner:
+    """Runs requests with one loaded chain: the CPU path, or the CUDA path with its staging plan."""
+
+    def __init__(
+        self, upscaler: Upscaler, job: _Job, on_progress: Callable[[Progress], None] | None, log: Log
+    ) -> None:
+        self.upscaler, self.job, self.on_progress, self.log = upscaler, job, on_progress, log
+        self.device_path = None
+        if upscaler.choice.device == "cuda":
+            import torch
+
+            from vsr.pipeline.device import DevicePath
+
+            specs = [shipped_model(n).spec for n in upscaler.models]
+            auto = job.batch is None and job.tile is None
+            self.device_path = DevicePath.for_chain(torch.device("cuda"), specs, tile=job.tile, auto=auto)
+
+    def make_job(self, request: UpscaleRequest, source: VideoReader | None = None) -> UpscaleJob:
+        """A job on this chain; the device path tiles on the GPU, so the CPU tiling is then off."""
+        tile = None if self.device_path is not None else request.tile
+        request = replace(request, tile=tile)
+        return UpscaleJob(request, self.upscaler.backends, device_path=self.device_path, source=source)
+
+    def __call__(self, request: UpscaleRequest) -> JobResult:
+        if self.job.resume:
+            job: UpscaleJob | ResumableJob = ResumableJob(
+                request,
+                self.upscaler.backends,
+                segment_seconds=self.job.segment_seconds,
+                job_factory=self.make_job,
+                log=self.log,
+            )
+        else:
+            job = self.make_job(request)
+        result = job.run(self.on_progress)
+        return replace(result, model=self.upscaler.name, backend_reason=self.upscaler.choice.reason)
+
+
+def upscale(
+    input: str | Path,
+    output: str | Path,
+    *,
+    model: str | None = None,
+    scale: int | None = None,
+    denoise: str | None = None,
+    backend: str | BackendOptions = "auto",
+    precision: str | None = None,
+    threads: int = 0,
+    batch: int | None = None,
+    tile: int | None = None,
+    encode: EncodeSettings | None = None,
+    deinterlace: DeinterlaceMode = "auto",
+    field_rate: bool = False,
+    square_pixels: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+    stall_timeout: float = 600.0,
+    torch_compile: bool = False,
+    cuda_graphs: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    log: Log = _quiet,
+) -> JobResult:
+    """Upscale (and, with `denoise`, first restore) one video file into `output`, keeping every other
+    stream, every timestamp and the colour tags. The output appears only when complete.
+
+    model/scale/denoise/backend/precision/threads/torch_compile/cuda_graphs choose the chain as
+    `load_model` does. batch: frames per inference call (default 2 on the CPU, from free memory on CUDA);
+    tile: tile side in input pixels for large frames; encode: the encoder request (default H.264 CRF 18 in
+    the input's chroma family); deinterlace: "auto" (interlaced sources), "on" or "off", with field_rate for
+    one frame per field; square_pixels resamples anamorphic sources; resume works in keyframe segments
+    recorded beside `output`, so the same call continues after a crash; stall_timeout stops a job in which
+    no frame moves. on_progress gets a Progress a few times a second; log gets one-off messages.
+    """
+    job = _Job(
+        batch=batch,
+        tile=tile,
+        encode=encode or EncodeSettings(),
+        deinterlace=deinterlace,
+        field_rate=field_rate,
+        square_pixels=square_pixels,
+        overwrite=overwrite,
+        resume=resume,
+        segment_seconds=segment_seconds,
+        stall_timeout=stall_timeout,
+    )
+    factor = math.prod(m.spec.scale for m in _chain(model, scale, denoise))
+    request = job.request(Path(input), Path(output), factor)  # checked before any model loads
+    with load_model(
+        model,
+        scale=scale,
+        denoise=denoise,
+        backend=backend,
+        precision=precision,
+        threads=threads,
+        torch_compile=torch_compile,
+        cuda_graphs=cuda_graphs,
+        log=log,
+    ) as upscaler:
+        return _Runner(upscaler, job, on_progress, log)(request)
+
+
+@dataclass(frozen=True)
+class FolderResult:
+    """What became of every file of a folder, and where its status is kept."""
+
+    files: tuple[FileOutcome, ...]
+    status_file: Path
+    model: str
+    backend_reason: str
+
+    @property
+    def done(self) -> int:
+        """Files done, now or by an earlier run."""
+        return sum(f.status != "failed" for f in self.files)
+
+
+def upscale_folder(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    ext: str = ".mkv",
+    on_file: Callable[[int, int, FileOutcome], None] = lambda _k, _n, _outcome: None,
+    **upscale_options: Any,
+) -> FolderResult:
+    """Upscale every video directly in `input_dir` into `output_dir`/NAME`ext`, loading the models once;
+    takes every keyword of `upscale`.
+
+    A file that fails is recorded and the rest go on; OUTDIR/vsr-queue.json keeps every file's status, so
+    the same call after a crash skips the files done and retries the others. Each file gets a report,
+    OUTDIR/NAME.vsr.json. on_file(k, n, outcome) is called after the k-th of n files.
+    """
+    indir, outdir = Path(input_dir), Path(output_dir)
+    if not indir.is_dir():
+        raise UsageError(f"{indir}: not a folder")
+    job_keys = {f.name for f in fields(_Job)}
+    unknown = set(upscale_options) - job_keys - _CHAIN_KEYS - {"on_progress", "model"}
+    if unknown:
+        raise TypeError(f"upscale_folder() got unexpected keywords: {', '.join(sorted(unknown))}")
+    job = _Job(**{k: v for k, v in upscale_options.items() if k in job_keys and v is not None})
+    chain = {k: v for k, v in upscale_options.items() if k in _CHAIN_KEYS}
+    model = upscale_options.get("model")
+    factor = math.prod(m.spec.scale for m in _chain(model, chain.get("scale"), chain.get("denoise")))
+    requests = [job.request(src, dst, factor) for src, dst in plan(indir, outdir, ext)]
+    log = chain.get("log", _quiet)
+    with load_model(model, **chain) as upscaler:
+        runner = _Runner(upscaler, job, upscale_options.get("on_progress"), log)
+        outcomes = run_folder(requests, runner, outdir / STATUS_FILE, on_file=on_file)
+    return FolderResult(tuple(outcomes), outdir / STATUS_FILE, upscaler.name, upscaler.choice.reason)
+
+
+# The keywords of `load_model` that `upscale` and `upscale_folder` pass through to it.
+_CHAIN_KEYS = frozenset(
+    {"scale", "denoise", "backend", "precision", "threads", "torch_compile", "cuda_graphs", "log"}
+)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of a model on a folder of images, beside the baseline it must beat."""
+
+    model: str
+    data: str
+    protocol: str
+    baseline: str  # "bicubic" (SR) or "input" (the degraded image, for a denoiser)
+    scores: tuple[Score, ...]
+
+    @property
+    def mean(self) -> dict[str, float]:
+        """Mean PSNR/SSIM of the model and of the baseline."""
+        return mean_scores(self.scores)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON record of `vsr eval --json`."""
+        head = {"model": self.model, "data": self.data, "protocol": self.protocol, "baseline": self.baseline}
+        return {**head, "mean": self.mean, "images": [asdict(s) for s in self.scores]}
+
+
+def evaluate(
+    model: str,
+    data: str | Path,
+    *,
+    task: str | None = None,
+    scale: int | None = None,
+    sigma: float | None = None,
+    jpeg_quality: int | None = None,
+    h264_crf: int | None = None,
+    threads: int = 0,
+) -> Evaluation:
+    """PSNR/SSIM of a shipped model on the published protocol (../shared/data/README.md), through ONNX
+    Runtime: Y on MATLAB-bicubic LR for SR; for a denoiser, exactly one degradation (RGB for Gaussian noise
+    of σ, Y for JPEG or H.264 compression). `task` and `scale`, when given, must be the model's."""
+    shipped, folder = shipped_model(model), Path(data)
+    spec = shipped.spec
+    if task is not None and task != spec.task:
+        raise UsageError(f"{model} is a {spec.task} model, not {task}")
+    if scale is not None and scale != spec.scale:
+        raise UsageError(f"{model} works at ×{spec.scale}, not ×{scale}")
+    images = load_eval_images(folder)
+    with load_model(model, backend=OrtOptions(threads=threads)) as upscaler:
+        if spec.task == "sr":
+            protocol = f"Y-PSNR, ×{spec.scale}, MATLAB bicubic LR, shave {spec.scale}"
+            scores = evaluate_sr(images, spec.scale, upscaler)
+            return Evaluation(model, str(folder), protocol, "bicubic", tuple(scores))
+        levels = [
+            (n, v) for n, v in (("sigma", sigma), ("jpeg", jpeg_quality), ("h264", h264_crf)) if v is not None
+        ]
+        if len(levels) != 1:
+            raise UsageError("a denoiser is scored on exactly one of --sigma, --jpeg-quality, --h264-crf")
+        kind, level = levels[0]
+        degrade = {
+            "sigma": lambda: noise_degrade(float(level)),
+            "jpeg": lambda: jpeg_degrade(int(level)),
+            "h264": lambda: h264_degrade(int(level)),
+        }[kind]()
+        on_y = kind != "sigma"
+        scores = evaluate_denoise(images, degrade, upscaler, on_y=on_y)
+    return Evaluation(
+        model, str(folder), f"{'Y' if on_y else 'RGB'}-PSNR, {kind} {level}", "input", tuple(scores)
+    )
+
+
+def models() -> dict[str, ShippedModel]:
+    """Every shipped model by name, with its manifest entry (parameters, GFLOPs, measured quality, recipe)."""
+    return shipped_models()
+
+
+def build_engine(
+    model: str | Path,
+    *,
+    precision: str = "fp16",
+    profile: ShapeProfile = DEFAULT_PROFILE,
+    workspace_mib: int = 4096,
+    rebuild: bool = False,
+    log: Log = _quiet,
+) -> tuple[CachedPlan, PlanKey]:
+    """Build (or find in the cache) the TensorRT plan of a shipped model, or of an ONNX file with uint8
+    NHWC I/O (which builds in its own types: precision fp32). Needs TensorRT and a CUDA device.
+    `make_profile(min, opt, max)` turns "NxHxW" strings into a profile."""
+    options = TensorRTOptions(precision=precision, profile=profile, workspace_mib=workspace_mib)  # type: ignore[arg-type]
+    from vsr.backends.tensorrt_backend import ensure_plan, onnx_for
+
+    source = Path(model)
+    if source.suffix == ".onnx":
+        if not source.is_file():
+            raise UsageError(f"{source}: no such file")
+        if precision != "fp32":
+            raise UsageError(
+                "an ONNX file builds in its own types: export it in fp16/bf16, pass --precision fp32"
+            )
+        data = source.read_bytes()
+        name, digest, onnx = source.stem, hashlib.sha256(data).hexdigest(), lambda: data
+    else:
+        shipped = shipped_model(str(model))
+        name, digest = shipped.spec.name, shipped.entry["sha256"][shipped.onnx.name]
+        onnx = lambda: onnx_for(shipped, options.precision)  # noqa: E731  (built only on a cache miss)
+    return ensure_plan(
+        name,
+        digest,
+        onnx,
+        precision=options.precision,
+        profile=options.profile,
+        workspace_mib=options.workspace_mib,
+        rebuild=rebuild,
+        log=log,
+    )

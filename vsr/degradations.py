@@ -1,0 +1,64 @@
+"""Degradations of clean RGB images: Gaussian noise, real JPEG and real H.264 compression.
+
+Evaluation scores a restorer on them and training learns to undo them; numpy, Pillow and PyAV only.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from vsr.errors import UsageError
+
+
+def add_gaussian_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Clean uint8 + N(0, σ²) noise with a fixed seed, rounded and clipped to uint8 (what a model sees)."""
+    rng = np.random.default_rng(seed)
+    noisy = img.astype(np.float64) + rng.normal(0.0, sigma, img.shape)
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """Round-trip RGB uint8 through Pillow's standard JPEG encoder (4:2:0, as video is) at `quality`."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UsageError("JPEG degradation uses Pillow's encoder: pip install pillow") from None
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def h264(img: np.ndarray, crf: int) -> np.ndarray:
+    """Round-trip RGB uint8 through libx264 (one intra frame, 4:2:0, BT.601 limited range) at `crf`."""
+    h, w = img.shape[:2]
+    even = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # 4:2:0 needs even sizes
+    ctx = av.CodecContext.create("libx264", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = even.shape[1], even.shape[0], "yuv420p"
+    ctx.time_base = Fraction(1, 25)
+    ctx.options = {"crf": str(crf), "preset": "medium", "tune": "psnr"}
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24").reformat(format="yuv420p")
+    frame.pts = 0
+    packets = ctx.encode(frame) + ctx.encode(None)
+    decoder = av.CodecContext.create("h264", "r")
+    decoded = [f for p in packets for f in decoder.decode(p)] + decoder.decode(None)
+    return np.ascontiguousarray(decoded[0].to_ndarray(format="rgb24")[:h, :w])
+
+
+def jpeg_degrade(quality: int) -> Callable[[np.ndarray, int], np.ndarray]:
+    """The JPEG degradation at `quality`, in evaluate_denoise's form."""
+    return lambda img, _index: jpeg(img, quality)
+
+
+def noise_degrade(sigma: float) -> Callable[[np.ndarray, int], np.ndarray]:
+    """Gaussian noise of σ (on 0..255) with the image index as seed, rounded to uint8."""
+    return lambda img, index: add_gaussian_noise(img, sigma, index)
+
+
+def h264_degrade(crf: int) -> Callable[[np.ndarray, int], np.ndarray]:
+    """The intra H.264 degradation at `crf`, in evaluate_denoise's form."""
+    return lambda img, _index: h264(img, crf)
