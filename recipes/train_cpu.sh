@@ -7,6 +7,9 @@
 #            and vdsr-x2 from scratch (He initialisation) for 100 min
 #   stage 3: dncnn-color fine-tuned from stage 2 for 75 min on a mix that draws strong JPEG (q10) about
 #            four times as often, and espcn-x3 (with the nearest-upsampled skip) from scratch for 75 min
+#   stage 4: real-espcn-x2 on the real-world degradations (vsr/train/real.py), warm-started from
+#            espcn-x2, on DIV2K crops; one run (its degradation producer takes the other core), a 600-minute
+#            schedule that spans sessions: rerun the same command with --resume to continue it
 set -u
 data=$1
 out=$2
@@ -24,11 +27,15 @@ elif [ "$stage" = 2 ]; then
     --minutes 120 --jitter 0 --init "$out/dncnn-color/model.safetensors" >"$out/dncnn-color-ft.log" 2>&1 &
   vsr train --model vdsr-x2 --out "$out/vdsr-x2" "${common[@]}" --val-every 250 --patch 42 --lr 3e-4 \
     --minutes 100 >"$out/vdsr-x2.log" 2>&1 &
-else
+elif [ "$stage" = 3 ]; then
   vsr train --model dncnn-color --out "$out/dncnn-color-jpeg" "${common[@]}" --patch 64 --lr 1e-4 \
     --minutes 75 --jitter 0 --init "$out/dncnn-color-ft/model.safetensors" --compressed-prob 0.6 \
     --jpeg-qualities 10,10,10,15,15,20,30,40,60 --h264-crfs 28,33,38,43 >"$out/dncnn-color-jpeg.log" 2>&1 &
   vsr train --model espcn-x3 --out "$out/espcn-x3" "${common[@]}" --patch 96 --lr 1e-3 --minutes 75 \
     >"$out/espcn-x3.log" 2>&1 &
+else
+  vsr train --model real-espcn-x2 --out "$out/real-espcn-x2" --data "$data/sr-train/DIV2K-crops" \
+    --val-data "$data/sr-eval/Set5" --steps 10000000 --val-every 500 --batch 32 --threads 1 --patch 96 \
+    --lr 5e-4 --minutes 600 --init engines/espcn-x2.safetensors --resume >>"$out/real-espcn-x2.log" 2>&1 &
 fi
 wait

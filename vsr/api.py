@@ -33,6 +33,7 @@ from vsr.media import probe as _probe
 from vsr.media.deinterlace import DeinterlaceMode
 from vsr.media.profiles import MATRICES, PROFILES
 from vsr.models.artefacts import ShippedModel, shipped_model, shipped_models
+from vsr.models.registry import Degradation
 from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
 from vsr.pipeline.folder import STATUS_FILE, FileOutcome, plan, run_folder
 from vsr.pipeline.resume import DEFAULT_SEGMENT_SECONDS, ResumableJob
@@ -45,6 +46,7 @@ PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 COLORSPACE_NAMES: tuple[str, ...] = tuple(MATRICES)
 DEINTERLACE_MODES: tuple[str, ...] = get_args(DeinterlaceMode)
 DENOISE_LEVEL_KEYS: tuple[str, ...] = tuple(level.key for level in DENOISE_LEVELS)
+DEGRADATION_NAMES: tuple[str, ...] = get_args(Degradation)
 
 # The default model per scale: the fastest shipped one, so a CPU-only machine gets a usable speed.
 DEFAULT_MODELS = {2: "espcn-x2", 4: "compact-x4"}

@@ -23,6 +23,7 @@ Deinterlace = _choices("Deinterlace", api.DEINTERLACE_MODES)
 Colorspace = _choices("Colorspace", api.COLORSPACE_NAMES)
 Loss = _choices("Loss", get_args(LossName))
 Task = _choices("Task", ("sr", "denoise"))
+Degradation = _choices("Degradation", api.DEGRADATION_NAMES)
 
 
 def value(choice: Enum | None) -> str | None:

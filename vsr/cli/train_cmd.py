@@ -51,6 +51,18 @@ def train_command(
     jpeg_qualities: Annotated[
         str, typer.Option(help="Denoiser: JPEG qualities to draw from, comma list; repeat one to weight it.")
     ] = "10,15,20,30,40,60,80",
+    degradation: Annotated[
+        choices.Degradation | None,
+        typer.Option(
+            help="SR inputs: bicubic (the protocol's) or real (vsr/train/real.py); default: the model's."
+        ),
+    ] = None,
+    pool: Annotated[
+        int, typer.Option(min=64, help="Real degradation: (LR, HR) pairs kept and renewed.")
+    ] = 2048,
+    preview_degradations: Annotated[
+        Path | None, typer.Option(help="Write a PNG grid of degraded samples here and stop (no training).")
+    ] = None,
     h264_crfs: Annotated[
         str, typer.Option(help="Denoiser: x264 CRFs to draw from, comma-separated (may be empty).")
     ] = "23,28,33,38,43",
@@ -62,6 +74,11 @@ def train_command(
         from vsr.train.loop import TrainConfig, train
     except ImportError as exc:
         raise UsageError(f"training needs the train extra (pip install 'vsr[train]'): {exc}") from None
+    if preview_degradations is not None:
+        from vsr.train.loop import preview_degradations as write_preview
+
+        typer.echo(f"preview: {write_preview(model, data, preview_degradations, seed=seed)}")
+        return
     noise = NoiseConfig(
         sigma_max=sigma_max,
         compressed_prob=compressed_prob,
@@ -89,6 +106,8 @@ def train_command(
         amp=amp,
         init=init,
         noise=noise,
+        degradation=choices.value(degradation),
+        pool=pool,
         augment=AugmentConfig(
             flips=not no_flips,
             rotations=not no_rotations,

@@ -12,6 +12,9 @@ from typing import Any, Literal
 from vsr.errors import UsageError
 
 Task = Literal["sr", "denoise"]
+Degradation = Literal[
+    "bicubic", "real"
+]  # what the LR inputs of training were: the protocol's, or real damage
 Family = Literal["post-upsampling", "pre-upsampling", "denoise"]
 
 
@@ -26,6 +29,7 @@ class ModelSpec:
     scale: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     channels: int = 3  # RGB in and out
+    degradation: Degradation = "bicubic"  # the training inputs (vsr.train.real for "real")
     # Input pixels replicated around each frame and cropped from the output, for models whose zero-padded
     # convolutions get the outermost pixels wrong (see vsr.models.export.IntegerIo). Set from measurement:
     # on a flat frame FSRCNN was 64 levels off at the edge and SRCNN 33. ESPCN ×3 and the denoiser were 4
@@ -56,6 +60,26 @@ _SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("compact-x4", "compact:Compact", "sr", "post-upsampling", 4, {"features": 48, "num_conv": 10}),
     ModelSpec("srcnn-x2", "srcnn:SRCNN", "sr", "pre-upsampling", 2, edge_margin=8),
     ModelSpec("vdsr-x2", "vdsr:VDSR", "sr", "pre-upsampling", 2),
+    # Trained on real-world damage (blur, noise, resampling, JPEG and video codecs): restore and upscale.
+    ModelSpec("real-espcn-x2", "espcn:ESPCN", "sr", "post-upsampling", 2, {"skip": True}, degradation="real"),
+    ModelSpec(
+        "real-compact-x2",
+        "compact:Compact",
+        "sr",
+        "post-upsampling",
+        2,
+        {"features": 48, "num_conv": 10},
+        degradation="real",
+    ),
+    ModelSpec(
+        "real-compact-x4",
+        "compact:Compact",
+        "sr",
+        "post-upsampling",
+        4,
+        {"features": 48, "num_conv": 10},
+        degradation="real",
+    ),
     ModelSpec(
         "dncnn-color", "dncnn:DnCNN", "denoise", "denoise", 1, {"features": 32, "depth": 12}, edge_margin=12
     ),

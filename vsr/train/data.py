@@ -8,6 +8,7 @@ Denoise: Gaussian noise of a random σ, or real JPEG / H.264 compression at a ra
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from torch import Tensor
 from vsr.degradations import h264, jpeg
 from vsr.media.images import image_files, read_image
 from vsr.train.augment import AugmentConfig, augment
+from vsr.train.real import RealDegradation
 
 
 def load_images(folder: Path) -> list[np.ndarray]:
@@ -65,9 +67,16 @@ class PatchSampler:
         device: torch.device,
         seed: int,
         noise: NoiseConfig | None = None,
+        real: RealDegradation | None = None,
+        pool: int = 2048,
     ) -> None:
         if patch % scale:
             raise ValueError(f"patch {patch} must be a multiple of the scale {scale}")
+        self.pool = (
+            DegradedPool(images, scale=scale, patch=patch, size=pool, degradation=real, seed=seed)
+            if real
+            else None
+        )
         self.scale, self.patch, self.batch = scale, patch, batch
         self.augment_cfg, self.noise = augment_cfg, noise
         self.device = device
@@ -107,7 +116,25 @@ class PatchSampler:
 
     def sample(self) -> tuple[Tensor, Tensor]:
         """One (input, target) batch."""
+        if self.pool is not None:
+            return self._sample_real(self.pool)
         return self._sample_denoise() if self.noise is not None else self._sample_sr()
+
+    def close(self) -> None:
+        """Stop the degradation pool's producer, if any."""
+        if self.pool is not None:
+            self.pool.close()
+
+    def _sample_real(self, pool: DegradedPool) -> tuple[Tensor, Tensor]:
+        lr, hr = pool.draw(self.batch, self._rng)
+        # Flips and 90° rotations, the same for both; photometric jitter would change what the codecs saw.
+        geo = AugmentConfig(flips=self.augment_cfg.flips, rotations=self.augment_cfg.rotations, jitter_prob=0)
+        lr_t = torch.from_numpy(lr).to(self.device).permute(0, 3, 1, 2).float() / 255
+        hr_t = torch.from_numpy(hr).to(self.device).permute(0, 3, 1, 2).float() / 255
+        state = self.generator.get_state()
+        lr_t = augment(lr_t, geo, self.generator)
+        self.generator.set_state(state)  # replay the same draws on the HR batch
+        return lr_t, augment(hr_t, geo, self.generator)
 
     def _sample_sr(self) -> tuple[Tensor, Tensor]:
         s, m = self.scale, self.margin
@@ -137,3 +164,70 @@ class PatchSampler:
             use_coded = torch.rand(n, 1, 1, 1, device=self.device, generator=self.generator)
             noisy = torch.where(use_coded < self.noise.compressed_prob, both[:, 3:], noisy)
         return noisy, clean
+
+
+class DegradedPool:
+    """(LR, HR) pairs made by RealDegradation, held in a pool that a producer thread keeps renewing.
+
+    The codecs make a pair far slower than a training step uses one (about 80 pairs/s on one core), so
+    batches draw from the pool while the producer replaces a random pair at a time: each pair serves a few
+    batches, and the pool is renewed every pool/80 seconds. Crops carry a margin of 8 LR pixels that blur
+    kernels and the codec's pan read and that is cut away afterwards.
+    """
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        *,
+        scale: int,
+        patch: int,
+        size: int,
+        degradation: RealDegradation,
+        seed: int,
+    ) -> None:
+        self.scale, self.patch, self.degradation = scale, patch, degradation
+        self.margin = 8 * scale
+        crop = patch + 2 * self.margin
+        self.images = [i for i in images if min(i.shape[:2]) >= crop]
+        if not self.images:
+            raise ValueError(f"no training image is at least {crop}×{crop}")
+        lr_side = patch // scale
+        self.lr = np.empty((size, lr_side, lr_side, 3), np.uint8)
+        self.hr = np.empty((size, patch, patch, 3), np.uint8)
+        self._rng = np.random.default_rng(seed + 1)
+        for k in range(size):
+            self.lr[k], self.hr[k] = self.pair()
+        self.made = size
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="vsr-degrade", daemon=True)
+        self._thread.start()
+
+    def pair(self) -> tuple[np.ndarray, np.ndarray]:
+        """One fresh (LR, HR) pair from a random crop of a random image."""
+        img = self.images[int(self._rng.integers(len(self.images)))]
+        side = self.patch + 2 * self.margin
+        y = int(self._rng.integers(img.shape[0] - side + 1))
+        x = int(self._rng.integers(img.shape[1] - side + 1))
+        hr = img[y : y + side, x : x + side]
+        lr, _steps = self.degradation.degrade(hr, self.scale, self._rng)
+        m, lm = self.margin, self.margin // self.scale
+        return lr[lm:-lm, lm:-lm], hr[m:-m, m:-m]
+
+    def _renew(self) -> None:
+        while not self._stop.is_set():
+            lr, hr = self.pair()
+            k = int(self._rng.integers(len(self.lr)))
+            with self._lock:
+                self.lr[k], self.hr[k] = lr, hr
+                self.made += 1
+
+    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """n random pairs (copies), as (N, h, w, 3) uint8 LR and (N, H, W, 3) uint8 HR."""
+        idx = rng.integers(len(self.lr), size=n)
+        with self._lock:
+            return self.lr[idx], self.hr[idx]
+
+    def close(self) -> None:
+        """Stop the producer."""
+        self._stop.set()
+        self._thread.join()

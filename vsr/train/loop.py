@@ -22,6 +22,7 @@ from vsr.models.registry import get_spec
 from vsr.train.augment import AugmentConfig
 from vsr.train.data import NoiseConfig, PatchSampler, load_images
 from vsr.train.losses import LossName, pixel_loss
+from vsr.train.real import RealDegradation
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class TrainConfig:
     init: Path | None = None  # warm start: weights to begin from (the optimiser and schedule start afresh)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    degradation: str | None = None  # "bicubic" or "real"; None: the model's own (ModelSpec.degradation)
+    pool: int = 2048  # real degradation: (LR, HR) pairs kept and renewed by a producer thread
 
     def to_json(self) -> dict:
         """JSON-ready dict (paths as strings)."""
@@ -143,17 +146,44 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
         device=device,
         seed=cfg.seed + start,  # a resumed run does not replay the batches it already saw
         noise=cfg.noise if spec.task == "denoise" else None,
+        real=RealDegradation() if (cfg.degradation or spec.degradation) == "real" else None,
+        pool=cfg.pool,
     )
     val_images = []
     if cfg.val_data is not None:
         val_images = load_eval_images(cfg.val_data)
 
-    t0, seen = time.perf_counter(), 0
+    try:
+        _loop(cfg, model, opt, sampler, val_images, device, start, spent_s, history, ckpt_path, log)
+    finally:
+        sampler.close()
+    weights = cfg.out / "model.safetensors"
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
+    return weights
+
+
+def _loop(
+    cfg: TrainConfig,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sampler: PatchSampler,
+    val_images: list,
+    device: torch.device,
+    start: int,
+    spent_s: float,
+    history: list,
+    ckpt_path: Path,
+    log: Callable[[str], None],
+) -> None:
+    """The optimiser steps, validation and checkpoints of `train`, until steps or minutes run out."""
+    t0, seen, data_s = time.perf_counter(), 0, 0.0
     step = start
     while (progress := _progress(cfg, step, spent_s + time.perf_counter() - t0)) < 1.0:
         for group in opt.param_groups:
             group["lr"] = _lr_at(cfg, step, progress)
+        waited = time.perf_counter()
         lr_img, hr_img = sampler.sample()
+        data_s += time.perf_counter() - waited
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
             pred = model(lr_img)
         loss = pixel_loss(cfg.loss, pred.float(), hr_img)
@@ -168,6 +198,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
             rate = seen / (time.perf_counter() - t0)
             entry = {"step": step, "elapsed_s": round(elapsed, 1), "patches_per_s": round(rate, 1)}
             entry["loss"] = float(loss.detach())
+            entry["data_share"] = round(data_s / (time.perf_counter() - t0), 3)  # time spent waiting for data
+            if sampler.pool is not None:
+                entry["pairs_made"] = sampler.pool.made  # how fresh the degraded pairs are
             if val_images:
                 entry.update(
                     {f"val_{k}": round(v, 4) for k, v in validate(model, cfg, val_images, device).items()}
@@ -177,6 +210,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
         if step % cfg.ckpt_every == 0 or last:
             _save_checkpoint(ckpt_path, model, opt, step, elapsed, history)
 
-    weights = cfg.out / "model.safetensors"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
-    return weights
+
+def preview_degradations(model: str, data: Path, out: Path, *, seed: int = 0) -> Path:
+    """The PNG grid of vsr.train.real.preview for `model`'s scale, from the images in `data`."""
+    from vsr.train.real import preview
+
+    return preview(load_images(data), get_spec(model).scale, out, seed=seed)

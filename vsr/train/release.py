@@ -82,6 +82,10 @@ def _training_command(config: dict[str, Any]) -> str:
     for k in keys:
         if config.get(k) is not None and not (k == "threads" and config[k] == 0):
             parts.append(f"--{k.replace('_', '-')} {config[k]}")
+    if config.get("degradation"):
+        parts.append(f"--degradation {config['degradation']}")
+    if (config.get("degradation") or get_spec(config["model"]).degradation) == "real":
+        parts.append(f"--pool {config.get('pool', 2048)}")
     parts.append(f"--jitter {config['augment']['jitter_prob']}")
     if config.get("amp"):
         parts.append("--amp")
