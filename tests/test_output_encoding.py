@@ -24,6 +24,10 @@ REPO = Path(__file__).resolve().parent.parent
         ("master", ".mov", "prores", "yuv422p10le"),
         ("archive", ".mkv", "ffv1", "yuv420p"),
         ("hevc10", ".mkv", "hevc", "yuv420p10le"),
+        ("prores", ".mov", "prores", "yuv422p10le"),
+        ("ffv1", ".mkv", "ffv1", "yuv420p"),
+        ("av1", ".mkv", "libdav1d", "yuv420p10le"),
+        ("broadcast", ".ts", "mpeg2video", "yuv422p"),
     ],
 )
 def test_profiles(

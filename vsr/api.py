@@ -31,7 +31,7 @@ from vsr.evaluate import DENOISE_LEVELS, Score, evaluate_denoise, evaluate_sr, l
 from vsr.media import EncodeSettings, MediaInfo, VideoReader
 from vsr.media import probe as _probe
 from vsr.media.deinterlace import DeinterlaceMode
-from vsr.media.profiles import MATRICES, PROFILES
+from vsr.media.profiles import MATRICES, PROFILES, OutputProfile
 from vsr.models.artefacts import ShippedModel, shipped_model, shipped_models
 from vsr.models.registry import Degradation
 from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
@@ -419,6 +419,11 @@ def evaluate(
     return Evaluation(
         model, str(folder), f"{'Y' if on_y else 'RGB'}-PSNR, {kind} {level}", "input", tuple(scores)
     )
+
+
+def profiles() -> dict[str, OutputProfile]:
+    """The output profiles by name (`encode=EncodeSettings(profile=NAME)`; `vsr profiles` prints them)."""
+    return dict(PROFILES)
 
 
 def models() -> dict[str, ShippedModel]:

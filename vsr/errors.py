@@ -29,3 +29,7 @@ class BackendUnavailableError(VsrError, RuntimeError):
 
 class StalledError(VsrError, TimeoutError):
     """No frame moved through the job for longer than its stall timeout (a hung decoder, encoder or model)."""
+
+
+class OutputError(VsrError, OSError):
+    """The machine refuses the output: disk full, folder missing or not writable (not the request's fault)."""

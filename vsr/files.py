@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import secrets
 from pathlib import Path
+
+from vsr.errors import OutputError
 
 
 def temporary_beside(path: Path, suffix: str = "") -> Path:
@@ -21,6 +25,17 @@ def atomic_write(path: Path, data: bytes | str) -> Path:
         else:
             tmp.write_bytes(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise OutputError(f"{path}: cannot write it ({os.strerror(exc.errno)})") from exc
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
     return path
+
+
+def discard(path: Path) -> None:
+    """Remove a temporary file if it is there; a folder that refuses (read-only, gone) is not an error
+    here, since the failure that led to the cleanup is the one to report."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)

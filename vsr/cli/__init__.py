@@ -12,15 +12,25 @@ import sys
 
 import typer
 
-from vsr.errors import BackendUnavailableError, BadInputError, ModelError, StalledError, UsageError, VsrError
+from vsr.errors import (
+    BackendUnavailableError,
+    BadInputError,
+    ModelError,
+    OutputError,
+    StalledError,
+    UsageError,
+    VsrError,
+)
 
-# Exit codes by error type: 2 for what the user can fix (input, request, machine), 3 for our defects.
+# Exit codes by error type: 2 for what the user can fix (input, request, runtime), 3 for our defects and
+# hangs, 4 for the environment (disk full, output folder missing or not writable).
 EXIT_CODES: dict[type[VsrError], int] = {
     BadInputError: 2,
     UsageError: 2,
     BackendUnavailableError: 2,
     ModelError: 3,
     StalledError: 3,
+    OutputError: 4,
 }
 DAMAGED = 1  # done, but the input was damaged (decode errors skipped or concealed)
 INTERNAL = 3
@@ -56,6 +66,7 @@ def _register() -> None:
         export_cmd,
         models_cmd,
         probe_cmd,
+        profiles_cmd,
         train_cmd,
         upscale_cmd,
     )

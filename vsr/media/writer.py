@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -15,8 +18,8 @@ from av.container import OutputContainer
 from av.stream import Stream
 from av.video.stream import VideoStream
 
-from vsr.errors import BadInputError, UsageError
-from vsr.files import temporary_beside
+from vsr.errors import BadInputError, OutputError, UsageError
+from vsr.files import discard, temporary_beside
 from vsr.media import colour
 from vsr.media.hdr import HLG, PQ
 from vsr.media.reader import PixelLayout, SourceFormat, SourceStreams
@@ -25,7 +28,21 @@ from vsr.media.reader import PixelLayout, SourceFormat, SourceStreams
 MUXER_TAGS = frozenset({"duration", "encoder", "major_brand", "minor_version", "compatible_brands"})
 
 # Encoders that take x264-style crf/preset options.
-CRF_CODECS = frozenset({"libx264", "libx265"})
+CRF_CODECS = frozenset({"libx264", "libx264rgb", "libx265"})
+RGB_MATRIX = 0  # AVCOL_SPC_RGB: the identity "matrix" of RGB (GBR) pixel formats
+# What the machine, not the request, can refuse: a full disk, a quota, a read-only or missing folder.
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.ENOENT}
+)
+
+
+def environment_error(target: Path, exc: OSError) -> OutputError | None:
+    """The OutputError an OSError means for writing `target`, or None when it is something else."""
+    if exc.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return OutputError(f"{target}: no space left for the output ({os.strerror(exc.errno)})")
+    return OutputError(f"{target.parent}: cannot write the output there ({os.strerror(exc.errno)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +104,7 @@ class VideoWriter:
         if streams is not None and target.resolve() == streams.path.resolve():
             raise UsageError(f"{target}: the output would overwrite the input")
         if not target.parent.is_dir():
-            raise UsageError(f"{target.parent}: no such directory")
+            raise OutputError(f"{target.parent}: no such directory for the output")
         self.target = target
         self.warnings: list[str] = []
         self.dropped: list[str] = []  # input streams not in the output, each with its reason
@@ -102,7 +119,8 @@ class VideoWriter:
         self._resample = frame_size is not None and frame_size != (width, height)
         self._committed = False
         self._closed = False
-        self._last_pts: int | None = None
+        self._last_pts: int | None = None  # of the frames encoded, in the encoder's time base
+        self._encoder_tb = source.time_base
         self._pts_bumped = 0
         # Same extension so the muxer is chosen by it; hidden so nobody mistakes it for the result.
         self._tmp = temporary_beside(target)
@@ -110,8 +128,11 @@ class VideoWriter:
             self._container: OutputContainer = av.open(
                 str(self._tmp), mode="w", options=dict(options.container_options)
             )
+        except OSError as exc:
+            discard(self._tmp)
+            raise environment_error(target, exc) or UsageError(f"{target}: cannot write it ({exc})") from exc
         except (ValueError, av.error.FFmpegError) as exc:
-            self._tmp.unlink(missing_ok=True)
+            discard(self._tmp)
             raise UsageError(f"{target}: cannot write this kind of file ({exc})") from exc
         self._copy_dts: dict[int, int] = {}  # last dts muxed per copied input stream
         self._copy_skipped: dict[int, int] = {}  # packets skipped per input stream (dts going backwards)
@@ -123,6 +144,7 @@ class VideoWriter:
             self._copies = self._add_passthrough(streams) if streams is not None else {}
             if streams is not None:
                 self._copy_container_info(streams)
+            self._start()
         except BaseException:
             self._abort()
             raise
@@ -144,9 +166,39 @@ class VideoWriter:
         self._mux(packet)
         self.frames_written += 1
 
+    def _start(self) -> None:
+        """Open the encoder and write the header now, before any frame is decoded: a request the encoder or
+        the container cannot take is refused here, with what would work, not after minutes of work."""
+        try:
+            self._container.start_encoding()
+        except OSError as exc:
+            if (error := environment_error(self.target, exc)) is not None:
+                raise error from exc
+            raise self._refusal(exc) from exc
+        except (ValueError, av.error.FFmpegError) as exc:
+            raise self._refusal(exc) from exc
+
+    def _refusal(self, exc: Exception) -> UsageError:
+        ctx = self._video.codec_context
+        fits = _containers_for(ctx.name, ctx.pix_fmt)
+        if fits and self.target.suffix.lower() not in fits:
+            return self._no_container(ctx.name, ctx.pix_fmt, fits)
+        what = f"{ctx.width}x{ctx.height} {ctx.pix_fmt} at {self._fmt.frame_rate} fps"
+        return UsageError(f"{self.target}: {ctx.name} cannot encode {what}: {_reason(exc)}")
+
+    def _no_container(self, codec: str, pix_fmt: str, fits: list[str] | None = None) -> UsageError:
+        """The refusal of a container that cannot hold `codec`, naming those that can."""
+        fits = _containers_for(codec, pix_fmt) if fits is None else fits
+        where = f"write {' or '.join(fits)}" if fits else "no container here takes it"
+        return UsageError(f"{self.target}: {self.target.suffix or 'this'} files cannot hold {codec}; {where}")
+
     def _mux(self, packets: av.Packet | list[av.Packet]) -> None:
         try:
             self._container.mux(packets)
+        except OSError as exc:
+            if (error := environment_error(self.target, exc)) is None:
+                raise
+            raise error from exc
         except (av.error.ArgumentError, av.error.InvalidDataError) as exc:
             # The muxer refuses what the input carried (a damaged stream's parameters or timestamps).
             raise BadInputError(f"{self.target}: the output cannot be written: {exc}") from exc
@@ -198,17 +250,19 @@ class VideoWriter:
                 pixels = np.ascontiguousarray(pixels[: ctx.height, : ctx.width])
         elif pixels.shape != (h * 3 // 2, w):
             raise ValueError(f"expected {layout} planes of size {self._size}, got {pixels.shape}")
-        if self._last_pts is not None and pts <= self._last_pts:
-            # Encoders and muxers reject repeated pts; one tick later is the smallest change that passes.
-            pts = self._last_pts + 1
-            self._pts_bumped += 1
-        self._last_pts = pts
         self._span(pts)
+        # In the encoder's time base (the source's, or a legal rate's for MPEG-1/2); encoders and muxers
+        # reject repeated pts, and one tick later is the smallest change that passes.
+        tick = round(pts * self._fmt.time_base / self._encoder_tb)
+        if self._last_pts is not None and tick <= self._last_pts:
+            tick = self._last_pts + 1
+            self._pts_bumped += 1
+        self._last_pts = tick
         frame = av.VideoFrame.from_ndarray(pixels, format=layout)
         size = (
             {"width": ctx.width, "height": ctx.height, "interpolation": "LANCZOS"} if self._resample else {}
         )
-        if rgb:
+        if rgb and self.matrix != RGB_MATRIX:
             frame = frame.reformat(
                 format=ctx.pix_fmt,
                 dst_colorspace=colour.sws_matrix(self.matrix),
@@ -217,8 +271,8 @@ class VideoWriter:
             )
         elif layout != ctx.pix_fmt or size:  # depth, chroma layout or size only: the matrix stays
             frame = frame.reformat(format=ctx.pix_fmt, **size)
-        frame.pts = pts
-        frame.time_base = self._fmt.time_base
+        frame.pts = tick
+        frame.time_base = self._encoder_tb
         self._mux(self._video.encode(frame))
         self.frames_written += 1
 
@@ -232,8 +286,14 @@ class VideoWriter:
                 f"{self._pts_bumped} frames had non-increasing pts; each moved one tick later"
             )
         self._closed = True
-        self._container.close()
-        os.replace(self._tmp, self.target)
+        try:
+            self._container.close()  # the trailer: the last write, where a full disk shows too
+            os.replace(self._tmp, self.target)
+        except OSError as exc:
+            discard(self._tmp)
+            if (error := environment_error(self.target, exc)) is None:
+                raise
+            raise error from exc
         self._committed = True
         return self.target
 
@@ -242,7 +302,7 @@ class VideoWriter:
             self._closed = True
             with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
                 self._container.close()
-        self._tmp.unlink(missing_ok=True)
+        discard(self._tmp)
 
     def _hdr_options(self, codec: str, pix_fmt: str, codec_options: dict[str, str]) -> dict[str, str]:
         """Carry HDR static metadata where the encoder can write it; say so where it cannot."""
@@ -272,15 +332,34 @@ class VideoWriter:
     def _add_video(self, width: int, height: int, options: EncodeOptions) -> VideoStream:
         fmt = self._fmt
         pix_fmt = options.pix_fmt or encoder_pix_fmt(options.codec, fmt.pix_fmt)
+        if av.video.format.VideoFormat(pix_fmt).is_rgb:
+            if options.colorspace:
+                raise UsageError(f"--colorspace converts a Y'CbCr matrix; {pix_fmt} output is RGB")
+            self.matrix = RGB_MATRIX  # tagged as RGB (GBR, full range), so every decoder shows its colours
+        self._encoder_tb = _encoder_time_base(options.codec, fmt)
+        # AVI counts frames instead of storing timestamps: its time base must be one frame, and encoders
+        # whose packets carry a decoding delay come back a frame late from it.
+        frame_indexed = self._container.format.name == "avi" and fmt.frame_rate is not None
+        if self._container.format.name == "avi" and options.codec in AVI_UNTIMED:
+            raise UsageError(
+                f"{self.target}: AVI cannot keep the timing of {options.codec} (it stores no timestamps); "
+                "write .mkv or .mov, or use an intra codec (ffv1, utvideo) in AVI"
+            )
+        if frame_indexed:
+            self._encoder_tb = 1 / fmt.frame_rate  # type: ignore[operator]
         codec_options = {}
         if options.codec in CRF_CODECS:
             codec_options = {"crf": str(options.crf), "preset": options.preset}
         codec_options.update(options.codec_options)
         codec_options = self._hdr_options(options.codec, pix_fmt, codec_options)
+        codec_options = {**_QUIET.get(options.codec, {}), **codec_options}
+        if self._container.format.name == "avi":
+            # AVI stores no presentation timestamps: reordered (B) frames would come out at the wrong times.
+            codec_options.setdefault("bf", "0")
         try:
             stream = self._container.add_stream(options.codec, rate=fmt.frame_rate, options=codec_options)
-        except ValueError as exc:  # UnknownCodecError is one
-            raise UsageError(f"unknown video encoder {options.codec!r}") from exc
+        except ValueError as exc:  # "'matroska' format does not support 'utvideo' codec"
+            raise self._no_container(options.codec, pix_fmt) from exc
         if not isinstance(stream, VideoStream):
             raise UsageError(f"{options.codec!r} is not a video encoder")
         even_w, even_h = _encodable_size(width, height, pix_fmt)
@@ -288,14 +367,15 @@ class VideoWriter:
             self.warnings.append(f"{width}x{height} cropped to {even_w}x{even_h}: {pix_fmt} needs even sizes")
         ctx = stream.codec_context
         stream.width, stream.height, stream.pix_fmt = even_w, even_h, pix_fmt
-        # Frames keep the source's pts in the source's time base; the rate above only steers rate control.
-        ctx.time_base = fmt.time_base
-        stream.time_base = fmt.time_base
+        # Frames keep the source's pts in the source's time base (MPEG-1/2: a legal rate's, which a CFR
+        # source at that rate maps onto exactly); the rate above only steers rate control.
+        ctx.time_base = self._encoder_tb
+        stream.time_base = self._encoder_tb if frame_indexed else fmt.time_base
         ctx.thread_count = options.threads
         ctx.color_primaries = fmt.color_primaries
         ctx.color_trc = fmt.color_trc
         ctx.colorspace = self.matrix
-        ctx.color_range = fmt.color_range
+        ctx.color_range = colour.RANGE_FULL if self.matrix == RGB_MATRIX else fmt.color_range
         # Resampled output (--square-pixels) is square by definition; otherwise keep the display aspect.
         sar = Fraction(1) if self._resample else _output_sar(fmt, even_w, even_h)
         if sar is not None:
@@ -334,6 +414,12 @@ class VideoWriter:
                         stream.data,
                     )
                     continue
+                refused = _header_refuses(
+                    self.target.suffix, lambda out, s=stream: out.add_stream_from_template(s)
+                )
+                if refused:  # "Unsupported audio codec" of MPEG-PS shows only when the header is written
+                    self._drop(f"{what} dropped: {self.target.suffix} files cannot hold it ({refused})")
+                    continue
                 out = self._container.add_stream_from_template(stream)
             except (ValueError, av.error.FFmpegError) as exc:  # "'mp4' format does not support 'srt' codec"
                 self._drop(f"{what} dropped: {exc}")
@@ -351,6 +437,94 @@ class VideoWriter:
                 self._container.set_chapters(chapters)
             except (ValueError, av.error.FFmpegError) as exc:
                 self.warnings.append(f"{len(chapters)} chapters dropped: {exc}")
+
+
+def _encoder_time_base(codec: str, fmt: SourceFormat) -> Fraction:
+    """The source's time base, or 1/rate for encoders that take only certain rates (MPEG-1/2), when the
+    source's rate is one of them; UsageError naming the rates otherwise."""
+    try:
+        legal = av.codec.Codec(codec, "w").frame_rates
+    except ValueError:  # unknown encoder: add_stream says so in its own words
+        return fmt.time_base
+    if not legal:
+        return fmt.time_base
+    rates = [Fraction(r.numerator, r.denominator) for r in legal]
+    rate = fmt.frame_rate
+    best = min(rates, key=lambda r: abs(r - rate)) if rate else None
+    if best is None or rate is None or abs(best - rate) > rate / 1000:
+        common = ", ".join(str(r) for r in rates if r in _STANDARD_RATES)
+        raise UsageError(
+            f"{codec} takes only standard frame rates ({common}); this source runs at {rate} fps"
+        )
+    return 1 / best
+
+
+_STANDARD_RATES = frozenset(
+    Fraction(n, d)
+    for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (50, 1), (60000, 1001), (60, 1))
+)
+
+
+# Encoders whose output AVI's frame counting cannot time: their decoders report a delay, and the frames of
+# an AVI come back one late (found by tests/test_output_contract.py's matrix).
+AVI_UNTIMED = frozenset(
+    {"libx264", "libx264rgb", "libx265", "libvpx-vp9", "libvpx", "libsvtav1", "libaom-av1", "mpeg2video"}
+)
+
+# Encoders that print their banner to stderr unless told not to (their own logger, not FFmpeg's).
+_QUIET = {"libx265": {"x265-params": "log-level=error"}}
+
+# The containers a refusal suggests, in the order media teams reach for them.
+CONTAINERS = (".mkv", ".mp4", ".mov", ".mxf", ".avi", ".nut", ".ts", ".mpg", ".webm")
+
+
+def _reason(exc: Exception) -> str:
+    """FFmpeg's own last words on a failure where it logged them, else the exception's message."""
+    log = getattr(exc, "log", None)
+    if log and len(log) == 3 and log[2]:
+        return str(log[2]).strip()
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _containers_for(codec: str, pix_fmt: str) -> list[str]:
+    """The containers that hold `codec`: those where a small test stream starts, else (an encoder that
+    wants particular sizes or rates, like DNxHD) those whose muxer lists the codec."""
+
+    started = [
+        s for s in CONTAINERS if not _header_refuses(s, lambda out: _scratch_video(out, codec, pix_fmt))
+    ]
+    return started or [s for s in CONTAINERS if _muxer_lists(s, codec)]
+
+
+def _muxer_lists(suffix: str, codec: str) -> bool:
+    with (
+        tempfile.TemporaryDirectory(prefix="vsr-probe-") as tmp,
+        av.open(str(Path(tmp) / f"p{suffix}"), "w") as out,
+    ):
+        try:
+            out.add_stream(codec, rate=25)
+        except ValueError:
+            return False
+    return True
+
+
+def _scratch_video(out: OutputContainer, codec: str, pix_fmt: str) -> None:
+    stream = out.add_stream(codec, rate=25, options=_QUIET.get(codec, {}))
+    stream.width, stream.height, stream.pix_fmt = 64, 64, pix_fmt
+    stream.codec_context.time_base = Fraction(1, 25)
+
+
+def _header_refuses(suffix: str, add: Callable[[OutputContainer], object]) -> str | None:
+    """Why a `suffix` file with the stream that `add` puts in it cannot be started, or None when it can:
+    some muxers (MPEG-PS, MPEG-TS) accept any stream and refuse it only when the header is written."""
+    with tempfile.TemporaryDirectory(prefix="vsr-probe-") as tmp:
+        try:
+            with av.open(str(Path(tmp) / f"probe{suffix}"), "w") as out:
+                add(out)
+                out.start_encoding()
+        except (ValueError, av.error.FFmpegError) as exc:
+            return _reason(exc)
+    return None
 
 
 def _codec_name(stream: Stream) -> str:

@@ -26,7 +26,7 @@ import av
 import numpy as np
 
 from vsr.backends import UINT16, Backend
-from vsr.errors import StalledError, UsageError
+from vsr.errors import OutputError, StalledError, UsageError
 from vsr.media import EncodeOptions, Frame, PixelLayout, ReaderStats, SourceFormat, VideoReader, VideoWriter
 from vsr.media.deinterlace import DeinterlaceMode
 from vsr.media.reader import rgb_layout, yuv_layout
@@ -188,7 +188,7 @@ def check_paths(request: UpscaleRequest) -> None:
     if dst.exists() and not request.overwrite:
         raise UsageError(f"{dst}: exists (use --overwrite to replace it)")
     if not dst.parent.is_dir():
-        raise UsageError(f"{dst.parent}: no such directory")
+        raise OutputError(f"{dst.parent}: no such directory for the output")
 
 
 @dataclass(frozen=True)
@@ -204,11 +204,13 @@ def negotiate(fmt: SourceFormat, models: Sequence[Backend], *, device: bool, enc
     """The layouts for a source and a model chain, decided once before any thread starts.
 
     The device path takes the decoder's planar 4:2:0 at the source's depth and returns 4:2:0 at the
-    encoder's (odd sizes have no 4:2:0 planes PyAV packs, so they take the RGB path). The CPU path decodes
+    encoder's (odd sizes have no 4:2:0 planes PyAV packs, and RGB encoders want RGB: both take the RGB
+    path). The CPU path decodes
     to RGB, 16-bit for sources deeper than 8 bits when every model of the chain takes uint16; otherwise
     such a source runs at 8 bits, and the job says so.
     """
-    if device and fmt.width % 2 == 0 and fmt.height % 2 == 0:
+    rgb_out = av.video.format.VideoFormat(encoder_pix_fmt).is_rgb  # RGB outputs take RGB frames
+    if device and not rgb_out and fmt.width % 2 == 0 and fmt.height % 2 == 0:
         return Layouts(yuv_layout(fmt.pix_fmt), yuv_layout(encoder_pix_fmt))
     layout = rgb_layout(fmt.pix_fmt)
     shallow = [m.name for m in models if UINT16 not in m.dtypes]
