@@ -220,7 +220,8 @@ class _Runner:
         """A job on this chain; the device path tiles on the GPU, so the CPU tiling is then off."""
         tile = None if self.device_path is not None else request.tile
         request = replace(request, tile=tile)
-        return UpscaleJob(request, self.upscaler.backends, device_path=self.device_path, source=source)
+        backends, path = self.upscaler.backends, self.device_path
+        return UpscaleJob(request, backends, device_path=path, source=source, log=self.log)
 
     def __call__(self, request: UpscaleRequest) -> JobResult:
         if self.job.resume:

@@ -57,12 +57,23 @@ def bicubic_predictor(scale: int) -> Predictor:
     return lambda lr: imresize(lr, scale)
 
 
-def evaluate_sr(images: Sequence[tuple[str, np.ndarray]], scale: int, predict: Predictor) -> list[Score]:
-    """Y-PSNR/SSIM of `predict` on LR = MATLAB-bicubic(HR), shaved by `scale`, with bicubic beside it."""
+def evaluate_sr(
+    images: Sequence[tuple[str, np.ndarray]],
+    scale: int,
+    predict: Predictor,
+    degrade: Callable[[np.ndarray, int], np.ndarray] | None = None,
+) -> list[Score]:
+    """Y-PSNR/SSIM of `predict` on LR = MATLAB-bicubic(HR), shaved by `scale`, with bicubic beside it.
+
+    `degrade(lr, index)` damages the LR first (compression, noise): both the model and bicubic then see
+    the damaged LR and are scored against the clean HR.
+    """
     scores = []
-    for name, img in images:
+    for k, (name, img) in enumerate(images):
         hr = modcrop(img, scale)
         lr = imresize(hr, 1 / scale)
+        if degrade is not None:
+            lr = _back_to_layout(degrade(_as_rgb(lr), k), hr)
         out = _back_to_layout(predict(_as_rgb(lr)), hr)
         base = imresize(lr, scale)
         scores.append(_score(name, out, base, hr, scale))

@@ -217,6 +217,20 @@ class VideoReader:
         )
 
     @property
+    def frames_expected(self) -> int | None:
+        """Frames the header promises, else its duration times the rate guess; None when neither says."""
+        stream = self._stream
+        if stream.frames:
+            return stream.frames
+        seconds = None
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        elif self._container.duration:
+            seconds = self._container.duration / av.time_base
+        rate = self.format.frame_rate
+        return round(seconds * rate) if seconds and rate else None
+
+    @property
     def video_stream(self) -> VideoStream:
         """The video stream being decoded."""
         return self._stream

@@ -113,7 +113,7 @@ class ResumableJob:
         with VideoReader(
             req.input, threads=req.decode_threads, deinterlace=req.deinterlace, field_rate=req.field_rate
         ) as reader:
-            self.progress.total_frames = (reader.video_stream.frames or 0) or None
+            self.progress.total_frames = reader.frames_expected
             result = self._run(reader, on_progress)
         shutil.rmtree(self.parts, ignore_errors=True)
         return result

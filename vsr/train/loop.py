@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from vsr.degradations import noise_degrade
+from vsr.degradations import h264_degrade, noise_degrade
 from vsr.evaluate import Predictor, evaluate_denoise, evaluate_sr, load_eval_images, mean_scores
 from vsr.files import atomic_write
 from vsr.models.export import IntegerIo
@@ -87,16 +87,20 @@ def torch_predictor(model: torch.nn.Module, device: torch.device, scale: int) ->
 def validate(
     model: torch.nn.Module, cfg: TrainConfig, images: list, device: torch.device
 ) -> dict[str, float]:
-    """Mean PSNR on the validation images: Y-PSNR for SR, RGB PSNR at σ = 25 for the denoiser."""
+    """Mean PSNR on the validation images: Y-PSNR for SR, RGB PSNR at σ = 25 for the denoiser; a model
+    trained on real degradations is also scored on LR compressed by x264 at CRF 28 (h264_* keys)."""
     spec = get_spec(cfg.model)
     model.eval()
     predict = torch_predictor(model, device, spec.scale)
     if spec.task == "sr":
-        scores = evaluate_sr(images, spec.scale, predict)
+        result = mean_scores(evaluate_sr(images, spec.scale, predict))
+        if (cfg.degradation or spec.degradation) == "real":
+            damaged = mean_scores(evaluate_sr(images, spec.scale, predict, h264_degrade(28)))
+            result.update({"h264_psnr": damaged["psnr"], "h264_baseline_psnr": damaged["baseline_psnr"]})
     else:
-        scores = evaluate_denoise(images, noise_degrade(25), predict, on_y=False)
+        result = mean_scores(evaluate_denoise(images, noise_degrade(25), predict, on_y=False))
     model.train()
-    return mean_scores(scores)
+    return result
 
 
 def _save_checkpoint(path: Path, model, opt, step: int, elapsed_s: float, history: list) -> None:
