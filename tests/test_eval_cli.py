@@ -89,3 +89,49 @@ def test_eval_sr_json_matches_manifest(capsys: pytest.CaptureFixture[str]) -> No
     main(["models", "--json"])
     manifest = json.loads(capsys.readouterr().out)
     assert result["mean"]["psnr"] == pytest.approx(manifest["espcn-x2"]["metrics"]["Set5"]["psnr"], abs=0.01)
+
+
+def test_damage_specs_parse_and_refuse() -> None:
+    from vsr.degradations import Damage
+    from vsr.errors import UsageError
+
+    img = _smooth()
+    assert Damage.parse("clean").apply is None
+    for spec in ("h264:crf=28", "jpeg:q=30", "noise:sigma=10"):
+        damaged = Damage.parse(spec).apply(img, 0)  # type: ignore[misc]
+        assert damaged.shape == img.shape and 20 < psnr(damaged, img) < 60, spec
+    for bad in ("h264", "h264:q=28", "jpeg:q=0", "noise:sigma=x", "blur:sigma=2"):
+        with pytest.raises(UsageError):
+            Damage.parse(bad)
+
+
+def _png_folder(folder: Path, count: int = 3) -> Path:
+    import av
+
+    folder.mkdir()
+    for k in range(count):
+        with av.open(str(folder / f"{k}.png"), "w", format="image2") as c:
+            s = c.add_stream("png", rate=1)
+            s.width, s.height, s.pix_fmt = 80, 64, "rgb24"
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.roll(_smooth(), 7 * k, axis=1), format="rgb24")))
+            c.mux(s.encode(None))
+    return folder
+
+
+def test_eval_without_a_model_puts_bicubic_and_every_upscaler_side_by_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vsr.models.artefacts import shipped_models
+
+    folder = _png_folder(tmp_path / "imgs")
+    x2 = {n for n, m in shipped_models().items() if m.spec.task == "sr" and m.spec.scale == 2}
+    results = {}
+    for spec in ("clean", "h264:crf=35"):
+        assert main(["eval", "--data", str(folder), "--degrade", spec, "--threads", "1", "--json"]) == 0
+        record = json.loads(capsys.readouterr().out)
+        assert spec in record["protocol"] and set(record["means"]) == {"bicubic", *x2}
+        results[spec] = record["means"]
+    # The damage reaches the LR that bicubic and every model see: all score lower than on clean LR.
+    assert all(results["h264:crf=35"][n]["psnr"] < results["clean"][n]["psnr"] for n in results["clean"])
+    assert main(["eval", "--data", str(folder), "--degrade", "h264:crf=99"]) == 2
+    assert "0..51" in capsys.readouterr().err

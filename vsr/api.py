@@ -25,7 +25,7 @@ from vsr.backends import Backend
 from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, OrtOptions, TensorRTOptions
 from vsr.backends.select import Choice, choose, open_backend
 from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, make_profile  # noqa: F401  (public: CLI)
-from vsr.degradations import h264_degrade, jpeg_degrade, noise_degrade
+from vsr.degradations import Damage, h264_degrade, jpeg_degrade, noise_degrade
 from vsr.errors import UsageError
 from vsr.evaluate import DENOISE_LEVELS, Score, evaluate_denoise, evaluate_sr, load_eval_images, mean_scores
 from vsr.media import EncodeSettings, MediaInfo, VideoReader
@@ -387,6 +387,7 @@ def evaluate(
     sigma: float | None = None,
     jpeg_quality: int | None = None,
     h264_crf: int | None = None,
+    degrade: str = "clean",
     threads: int = 0,
 ) -> Evaluation:
     """PSNR/SSIM of a shipped model on the published protocol (../shared/data/README.md), through ONNX
@@ -401,9 +402,14 @@ def evaluate(
     images = load_eval_images(folder)
     with load_model(model, backend=OrtOptions(threads=threads)) as upscaler:
         if spec.task == "sr":
-            protocol = f"Y-PSNR, ×{spec.scale}, MATLAB bicubic LR, shave {spec.scale}"
-            scores = evaluate_sr(images, spec.scale, upscaler)
+            damage = Damage.parse(degrade)
+            protocol = f"Y-PSNR, ×{spec.scale}, MATLAB bicubic LR, {damage.spec}, shave {spec.scale}"
+            scores = evaluate_sr(images, spec.scale, upscaler, damage.apply)
             return Evaluation(model, str(folder), protocol, "bicubic", tuple(scores))
+        if degrade != "clean":
+            raise UsageError(
+                "--degrade damages an upscaler's LR; a denoiser takes --sigma, --jpeg-quality or --h264-crf"
+            )
         levels = [
             (n, v) for n, v in (("sigma", sigma), ("jpeg", jpeg_quality), ("h264", h264_crf)) if v is not None
         ]
@@ -420,6 +426,52 @@ def evaluate(
     return Evaluation(
         model, str(folder), f"{'Y' if on_y else 'RGB'}-PSNR, {kind} {level}", "input", tuple(scores)
     )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Bicubic and every shipped upscaler of one scale, side by side on one protocol (`vsr eval` without
+    --model)."""
+
+    data: str
+    protocol: str
+    means: dict[str, dict[str, float]]  # "bicubic" first, then each model: psnr, ssim
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON record."""
+        return asdict(self)
+
+
+def compare(
+    data: str | Path,
+    *,
+    scale: int = 2,
+    degrade: str = "clean",
+    models: Sequence[str] | None = None,
+    threads: int = 0,
+) -> Comparison:
+    """Y-PSNR/SSIM of bicubic and of every shipped ×`scale` upscaler (or `models`) on the same LR: the
+    MATLAB-bicubic downscale of each image in `data`, damaged by `degrade` (clean, h264:crf=N, jpeg:q=N,
+    noise:sigma=N) and scored against the clean HR."""
+    damage, folder = Damage.parse(degrade), Path(data)
+    images = load_eval_images(folder)
+    names = (
+        list(models)
+        if models
+        else [n for n, m in shipped_models().items() if m.spec.task == "sr" and m.spec.scale == scale]
+    )
+    means: dict[str, dict[str, float]] = {}
+    for name in names:
+        if shipped_model(name).spec.scale != scale:
+            raise UsageError(f"{name} works at ×{shipped_model(name).spec.scale}, not ×{scale}")
+        with load_model(name, backend=OrtOptions(threads=threads)) as upscaler:
+            mean = mean_scores(evaluate_sr(images, scale, upscaler, damage.apply))
+        means.setdefault("bicubic", {"psnr": mean["baseline_psnr"], "ssim": mean["baseline_ssim"]})
+        means[name] = {"psnr": mean["psnr"], "ssim": mean["ssim"]}
+    if not means:
+        raise UsageError(f"no shipped model upscales ×{scale}")
+    protocol = f"Y-PSNR/SSIM, ×{scale}, MATLAB bicubic LR, {damage.spec}, shave {scale}"
+    return Comparison(str(folder), protocol, means)
 
 
 def profiles() -> dict[str, OutputProfile]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -62,3 +63,34 @@ def noise_degrade(sigma: float) -> Callable[[np.ndarray, int], np.ndarray]:
 def h264_degrade(crf: int) -> Callable[[np.ndarray, int], np.ndarray]:
     """The intra H.264 degradation at `crf`, in evaluate_denoise's form."""
     return lambda img, _index: h264(img, crf)
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A named degradation of an image, as `vsr eval --degrade` takes it: "clean", "h264:crf=28",
+    "jpeg:q=30", "noise:sigma=15"."""
+
+    spec: str
+    apply: Callable[[np.ndarray, int], np.ndarray] | None  # (image, index) → degraded; None: clean
+
+    @classmethod
+    def parse(cls, spec: str) -> Damage:
+        """The degradation a spec names; UsageError listing the forms otherwise."""
+        kinds = {"h264": ("crf", 0, 51, h264_degrade), "jpeg": ("q", 1, 100, jpeg_degrade),
+                 "noise": ("sigma", 0, 255, noise_degrade)}  # fmt: skip
+        if spec == "clean":
+            return cls(spec, None)
+        kind, _, setting = spec.partition(":")
+        key, _, value = setting.partition("=")
+        if kind not in kinds or key != kinds[kind][0]:
+            raise UsageError(
+                f"unknown degradation {spec!r}; use clean, h264:crf=N, jpeg:q=N or noise:sigma=N"
+            )
+        _, low, high, make = kinds[kind]
+        try:
+            level = float(value) if kind == "noise" else int(value)
+        except ValueError:
+            raise UsageError(f"{spec!r}: {key} takes a number") from None
+        if not low <= level <= high:
+            raise UsageError(f"{spec!r}: {key} must lie in {low}..{high}")
+        return cls(spec, make(level))  # type: ignore[operator]

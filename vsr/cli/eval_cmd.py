@@ -16,18 +16,35 @@ from vsr.cli import app, choices
 
 @app.command("eval")
 def eval_command(
-    model: Annotated[str, typer.Option(help="Shipped model (see `vsr models`).")],
     data: Annotated[Path, typer.Option(help="Folder of clean reference images (e.g. Set5).")],
-    scale: Annotated[int | None, typer.Option(help="SR factor; must match the model's.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Shipped model; default: bicubic and every upscaler of --scale.")
+    ] = None,
+    scale: Annotated[int | None, typer.Option(help="SR factor; must match the model's (default 2).")] = None,
     task: Annotated[choices.Task | None, typer.Option(help="Must match the model's.")] = None,
+    degrade: Annotated[
+        str, typer.Option(help="Damage to the LR first: clean, h264:crf=N, jpeg:q=N or noise:sigma=N.")
+    ] = "clean",
     sigma: Annotated[float | None, typer.Option(help="Denoise: Gaussian noise σ on 0..255.")] = None,
     jpeg_quality: Annotated[int | None, typer.Option(help="Denoise: JPEG quality (Pillow).")] = None,
     h264_crf: Annotated[int | None, typer.Option(help="Denoise: H.264 intra CRF (libx264).")] = None,
     threads: Annotated[int, typer.Option(min=0, help="Inference threads; 0 = one per core.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Score a model against its baseline: bicubic for SR (Y, MATLAB protocol), the degraded input for
-    denoising (RGB for Gaussian noise, Y for JPEG/H.264)."""
+    """Score models against bicubic on the published protocol (Y, MATLAB bicubic LR, optionally damaged by a
+    codec or noise first), side by side; or one model per image, a denoiser against its degraded input."""
+    if model is None:
+        comparison = vsr.api.compare(data, scale=scale or 2, degrade=degrade, threads=threads)
+        if as_json:
+            print(json.dumps(comparison.to_dict(), indent=2))
+            return
+        table = Table(title=f"{data.name}: {comparison.protocol}")
+        for column in ("model", "PSNR", "SSIM"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for name, m in comparison.means.items():
+            table.add_row(name, f"{m['psnr']:.2f}", f"{m['ssim']:.4f}")
+        Console().print(table)
+        return
     result = vsr.api.evaluate(
         model,
         data,
@@ -36,6 +53,7 @@ def eval_command(
         sigma=sigma,
         jpeg_quality=jpeg_quality,
         h264_crf=h264_crf,
+        degrade=degrade,
         threads=threads,
     )
     if as_json:
