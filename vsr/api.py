@@ -23,10 +23,10 @@ import numpy as np
 
 from vsr.backends import Backend
 from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, OrtOptions, TensorRTOptions
-from vsr.backends.select import Choice, choose, open_backend
+from vsr.backends.select import Choice, choose, fallback, max_batch, open_backend
 from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, make_profile  # noqa: F401  (public: CLI)
 from vsr.degradations import Damage, h264_degrade, jpeg_degrade, noise_degrade
-from vsr.errors import UsageError
+from vsr.errors import BackendUnavailableError, ModelError, UsageError
 from vsr.evaluate import DENOISE_LEVELS, Score, evaluate_denoise, evaluate_sr, load_eval_images, mean_scores
 from vsr.media import EncodeSettings, MediaInfo, VideoReader
 from vsr.media import probe as _probe
@@ -159,7 +159,15 @@ def load_model(
     )
     if tile is not None and tile < 16:
         raise UsageError("a tile side must be at least 16 input pixels")
-    return Upscaler(chain, choice, tile=tile, log=log)
+    while True:
+        try:
+            return Upscaler(chain, choice, tile=tile, log=log)
+        except (ModelError, BackendUnavailableError) as error:
+            # `auto` degrades gracefully (TensorRT → torch CUDA → ONNX Runtime); a named backend fails loudly.
+            if (next_choice := fallback(choice, error)) is None:
+                raise
+            log(f"warning: {next_choice.reason}")
+            choice = next_choice
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -199,6 +207,19 @@ class _Job:
         )
 
 
+def _check_batch(batch: int | None, backend: str | BackendOptions) -> None:
+    """Refuse, before any plan is built, a batch larger than a TensorRT plan's profile takes."""
+    options = backend if not isinstance(backend, str) else None
+    if backend == "tensorrt":
+        options = TensorRTOptions()
+    limit = max_batch(options) if options is not None else None
+    if batch is not None and limit is not None and batch > limit:
+        raise UsageError(
+            f"--batch {batch} is over the TensorRT plan's profile (at most {limit}); use a smaller --batch "
+            "or a TensorRTOptions profile whose max takes it"
+        )
+
+
 class _Runner:
     """Runs requests with one loaded chain: the CPU path, or the CUDA path with its staging plan."""
 
@@ -214,7 +235,12 @@ class _Runner:
 
             specs = [shipped_model(n).spec for n in upscaler.models]
             auto = job.batch is None and job.tile is None
-            self.device_path = DevicePath.for_chain(torch.device("cuda"), specs, tile=job.tile, auto=auto)
+            limit = max_batch(upscaler.choice.options) or 8
+            if job.batch is not None and job.batch > limit:  # `auto` chose TensorRT: its profile decides
+                raise UsageError(f"--batch {job.batch} is over the TensorRT plan's profile (at most {limit})")
+            self.device_path = DevicePath.for_chain(
+                torch.device("cuda"), specs, tile=job.tile, auto=auto, max_batch=limit
+            )
 
     def make_job(self, request: UpscaleRequest, source: VideoReader | None = None) -> UpscaleJob:
         """A job on this chain; the device path tiles on the GPU, so the CPU tiling is then off."""
@@ -288,6 +314,7 @@ def upscale(
     )
     factor = math.prod(m.spec.scale for m in _chain(model, scale, denoise))
     request = job.request(Path(input), Path(output), factor)  # checked before any model loads
+    _check_batch(batch, backend)
     with load_model(
         model,
         scale=scale,
@@ -344,6 +371,7 @@ def upscale_folder(
     model = upscale_options.get("model")
     factor = math.prod(m.spec.scale for m in _chain(model, chain.get("scale"), chain.get("denoise")))
     requests = [job.request(src, dst, factor) for src, dst in plan(indir, outdir, ext)]
+    _check_batch(job.batch, chain.get("backend", "auto"))
     log = chain.get("log", _quiet)
     with load_model(model, **chain) as upscaler:
         runner = _Runner(upscaler, job, upscale_options.get("on_progress"), log)

@@ -121,3 +121,22 @@ def open_backend(
     from vsr.backends.torch_backend import TorchBackend
 
     return TorchBackend(model.spec, model.weights, options)
+
+
+def fallback(choice: Choice, error: Exception) -> Choice | None:
+    """What `auto` runs when its choice failed to load: TensorRT → torch on CUDA → ONNX Runtime, with the
+    failure in the reason. None for a backend asked for by name: that failure is the user's to see."""
+    if not choice.reason.startswith("auto"):
+        return None
+    why = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(choice.options, TensorRTOptions):
+        torch = TorchOptions(device="cuda", precision=choice.options.precision)
+        return Choice(torch, f"auto: TensorRT failed ({why}); torch on CUDA instead")
+    if isinstance(choice.options, TorchOptions) and choice.options.device == "cuda":
+        return Choice(OrtOptions(), f"auto: torch on CUDA failed ({why}); ONNX Runtime on the CPU instead")
+    return None
+
+
+def max_batch(options: BackendOptions) -> int | None:
+    """The largest batch a backend takes (a TensorRT plan's profile), or None when any goes."""
+    return options.profile.max[0] if isinstance(options, TensorRTOptions) else None

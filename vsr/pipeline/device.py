@@ -31,10 +31,17 @@ class DevicePath:
     auto: bool = False  # choose batch and tile from free device memory once the frame size is known
     features: int = 64  # widest activation of the chain, for the memory estimate
     pre_upsampling: bool = False  # whether some model of the chain works at the output size
+    max_batch: int = 8  # the most frames per batch the planner picks (a TensorRT plan's profile caps it)
 
     @classmethod
     def for_chain(
-        cls, device: torch.device, specs: Sequence[ModelSpec], *, tile: int | None = None, auto: bool = False
+        cls,
+        device: torch.device,
+        specs: Sequence[ModelSpec],
+        *,
+        tile: int | None = None,
+        auto: bool = False,
+        max_batch: int = 8,
     ) -> DevicePath:
         """The path for a model chain: its widest activation and family feed the memory plan."""
         return cls(
@@ -43,6 +50,7 @@ class DevicePath:
             auto=auto,
             features=max(s.widest_features for s in specs),
             pre_upsampling=any(s.family == "pre-upsampling" for s in specs),
+            max_batch=max_batch,
         )
 
     def planned(self, height: int, width: int, scale: int) -> tuple[DevicePath, int | None]:
@@ -51,7 +59,13 @@ class DevicePath:
             return self, None
         free, _total = torch.cuda.mem_get_info(self.device)
         plan = plan_for_memory(
-            free, height, width, scale=scale, features=self.features, pre_upsampling=self.pre_upsampling
+            free,
+            height,
+            width,
+            scale=scale,
+            features=self.features,
+            pre_upsampling=self.pre_upsampling,
+            max_batch=self.max_batch,
         )
         return replace(self, tile=plan.tile), plan.batch
 
