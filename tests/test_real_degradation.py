@@ -140,3 +140,21 @@ def test_preview_writes_a_grid(tmp_path: Path) -> None:
     out = real.preview([_picture(5)], 2, tmp_path / "grid.png", count=4)
     grid = Image.open(out)
     assert grid.size[0] > 3 * 96 and grid.size[1] > 96
+
+
+def test_options_a_run_cannot_use_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vsr.cli import main
+    from vsr.errors import UsageError
+
+    with pytest.raises(UsageError, match="--pool sizes"):
+        TrainConfig(model="espcn-x2", data=tmp_path, out=tmp_path / "run", pool=64)
+    with pytest.raises(UsageError, match="trains upscalers"):
+        TrainConfig(model="dncnn-color", data=tmp_path, out=tmp_path / "run", degradation="real")
+    small = tmp_path / "small"
+    small.mkdir()
+    from PIL import Image
+
+    Image.fromarray(_picture(0, 40, 40)).save(small / "a.png")
+    argv = ["train", "--model", "real-espcn-x2", "--data", str(small), "--out", str(tmp_path / "r")]
+    assert main([*argv, "--preview-degradations", str(tmp_path / "p.png")]) == 2
+    assert "at least 96" in capsys.readouterr().err and not (tmp_path / "p.png").exists()

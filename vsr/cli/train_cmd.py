@@ -58,8 +58,8 @@ def train_command(
         ),
     ] = None,
     pool: Annotated[
-        int, typer.Option(min=64, help="Real degradation: (LR, HR) pairs kept and renewed.")
-    ] = 2048,
+        int | None, typer.Option(min=64, help="Real degradation: (LR, HR) pairs kept and renewed; 2048.")
+    ] = None,
     preview_degradations: Annotated[
         Path | None, typer.Option(help="Write a PNG grid of degraded samples here and stop (no training).")
     ] = None,

@@ -180,8 +180,8 @@ def _span_difference(stats: ReaderStats, writer: VideoWriter, fmt: SourceFormat)
 
 
 # Bytes per output pixel of the encoders whose files grow with the picture (lossless or intra-only), for
-# the pre-flight check: measured on samples/sample.mp4 upscaled ×2 to 1280x720 (FFV1 4:2:0 0.41, Ut Video
-# 4:2:0 0.65, ProRes 422 HQ 0.51), times 1.5 for noisier footage than that clean animation.
+# the pre-flight check: bench/lossless_size.py measured FFV1 4:2:0 0.41, Ut Video 4:2:0 0.65 and ProRes
+# 422 HQ 0.51 on samples/sample.mp4 upscaled to 1280x720, times 1.5 here for noisier footage.
 BYTES_PER_PIXEL = {"ffv1": 0.6, "utvideo": 1.0, "prores_ks": 0.8}
 
 

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vsr.degradations import h264_degrade, noise_degrade
+from vsr.errors import UsageError
 from vsr.evaluate import Predictor, evaluate_denoise, evaluate_sr, load_eval_images, mean_scores
 from vsr.files import atomic_write
 from vsr.models.export import IntegerIo
@@ -51,7 +52,17 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     degradation: str | None = None  # "bicubic" or "real"; None: the model's own (ModelSpec.degradation)
-    pool: int = 2048  # real degradation: (LR, HR) pairs kept and renewed by a producer thread
+    pool: int | None = None  # real degradation: (LR, HR) pairs kept and renewed (None: 2048)
+
+    def __post_init__(self) -> None:
+        spec = get_spec(self.model)
+        real = (self.degradation or spec.degradation) == "real"
+        if real and spec.task != "sr":
+            raise UsageError(
+                "--degradation real trains upscalers; a denoiser learns from its noise/codec mix"
+            )
+        if self.pool is not None and not real:
+            raise UsageError("--pool sizes the real degradations' pool; this run trains on bicubic LR")
 
     def to_json(self) -> dict:
         """JSON-ready dict (paths as strings)."""
@@ -151,7 +162,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
         seed=cfg.seed + start,  # a resumed run does not replay the batches it already saw
         noise=cfg.noise if spec.task == "denoise" else None,
         real=RealDegradation() if (cfg.degradation or spec.degradation) == "real" else None,
-        pool=cfg.pool,
+        pool=cfg.pool or 2048,
     )
     val_images = []
     if cfg.val_data is not None:
@@ -219,4 +230,7 @@ def preview_degradations(model: str, data: Path, out: Path, *, seed: int = 0) ->
     """The PNG grid of vsr.train.real.preview for `model`'s scale, from the images in `data`."""
     from vsr.train.real import preview
 
-    return preview(load_images(data), get_spec(model).scale, out, seed=seed)
+    images = [i for i in load_images(data) if min(i.shape[:2]) >= 96]
+    if not images:
+        raise UsageError(f"{data}: no image is at least 96×96, the preview's crop")
+    return preview(images, get_spec(model).scale, out, seed=seed)

@@ -85,7 +85,7 @@ def _training_command(config: dict[str, Any]) -> str:
     if config.get("degradation"):
         parts.append(f"--degradation {config['degradation']}")
     if (config.get("degradation") or get_spec(config["model"]).degradation) == "real":
-        parts.append(f"--pool {config.get('pool', 2048)}")
+        parts.append(f"--pool {config.get('pool') or 2048}")
     parts.append(f"--jitter {config['augment']['jitter_prob']}")
     if config.get("amp"):
         parts.append("--amp")
