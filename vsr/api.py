@@ -209,10 +209,8 @@ class _Job:
 
 def _check_batch(batch: int | None, backend: str | BackendOptions) -> None:
     """Refuse, before any plan is built, a batch larger than a TensorRT plan's profile takes."""
-    options = backend if not isinstance(backend, str) else None
-    if backend == "tensorrt":
-        options = TensorRTOptions()
-    limit = max_batch(options) if options is not None else None
+    options = TensorRTOptions() if backend == "tensorrt" else backend
+    limit = None if isinstance(options, str) else max_batch(options)
     if batch is not None and limit is not None and batch > limit:
         raise UsageError(
             f"--batch {batch} is over the TensorRT plan's profile (at most {limit}); use a smaller --batch "
