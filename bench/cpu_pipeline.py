@@ -1,11 +1,14 @@
 """CPU pipeline benchmark: each stage alone, the threaded pipeline, a naive loop, and peak RSS vs clip length.
 
-    .venv/bin/python bench/cpu_pipeline.py [--model espcn-x2] [--frames N] [--rss-frames N] [--rounds N]
-                                           [--out bench/results/cpu_pipeline.json]
+    .venv/bin/python bench/cpu_pipeline.py [--model espcn-x2] [--backend auto] [--baseline onnxruntime]
+        [--preset faster] [--baseline-preset medium] [--frames N] [--rss-frames N] [--rounds N]
+        [--out bench/results/cpu_pipeline.json]
 
 Each stage alone gets all cores; in the pipeline the stages share them, so the pipeline should reach the
 shared-core bound 1 / (1/decode + 1/model + 1/encode); efficiency = end-to-end / bound. It can exceed 1 where
-a stage alone leaves cores idle (x264 keeps about 1.7 of 2 busy) and another stage fills them.
+a stage alone leaves cores idle (x264 keeps about 1.7 of 2 busy) and another stage fills them. The
+end-to-end run is repeated with --baseline's runtime and preset (the defaults before OpenVINO) in the same
+rounds, for the speed-up over them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vsr.backends.ort_backend import OrtBackend  # noqa: E402
+from vsr.backends import Backend  # noqa: E402
+from vsr.backends.select import choose, open_backend  # noqa: E402
 from vsr.bench import naive_loop  # noqa: E402
 from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter  # noqa: E402
 from vsr.models.artefacts import shipped_model  # noqa: E402
@@ -97,7 +101,7 @@ def time_decode(clip: Path) -> float:
         return n / (time.perf_counter() - start)
 
 
-def time_model(backend: OrtBackend, batches: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+def time_model(backend: Backend, batches: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
     """Model-only fps on pre-stacked batches; also returns the upscaled frames for the encode bench."""
     backend.run(batches[0])  # warm-up: the first run on a shape allocates and plans
     start, outputs = time.perf_counter(), []
@@ -106,13 +110,13 @@ def time_model(backend: OrtBackend, batches: list[np.ndarray]) -> tuple[float, l
     return sum(len(b) for b in batches) / (time.perf_counter() - start), outputs
 
 
-def time_encode(clip: Path, frames: list[np.ndarray], out: Path) -> float:
-    """Encode-only fps of in-memory RGB frames with the default EncodeOptions, commit (flush) included."""
+def time_encode(clip: Path, frames: list[np.ndarray], out: Path, encode: EncodeOptions) -> float:
+    """Encode-only fps of in-memory RGB frames, commit (flush) included."""
     height, width = frames[0].shape[:2]
     with VideoReader(clip) as reader:
         step = round(1 / (reader.format.frame_rate * reader.format.time_base))
         with VideoWriter(
-            out, source=reader.format, streams=reader.streams, width=width, height=height
+            out, source=reader.format, streams=reader.streams, width=width, height=height, options=encode
         ) as writer:
             start = time.perf_counter()
             for i, rgb in enumerate(frames):
@@ -121,17 +125,17 @@ def time_encode(clip: Path, frames: list[np.ndarray], out: Path) -> float:
             return len(frames) / (time.perf_counter() - start)
 
 
-def time_e2e(clip: Path, out: Path, backend: OrtBackend, scale: int) -> float:
+def time_e2e(clip: Path, out: Path, backend: Backend, scale: int, encode: EncodeOptions) -> float:
     """End-to-end fps of UpscaleJob, file opening included (as a user sees it)."""
-    job = UpscaleJob(UpscaleRequest(clip, out, scale, overwrite=True), [backend])
+    job = UpscaleJob(UpscaleRequest(clip, out, scale, overwrite=True, encode=encode), [backend])
     start = time.perf_counter()
     result = job.run()
     return result.frames / (time.perf_counter() - start)
 
 
-def time_naive(clip: Path, out: Path, backend: OrtBackend, scale: int) -> float:
+def time_naive(clip: Path, out: Path, backend: Backend, scale: int, encode: EncodeOptions) -> float:
     """One thread, one frame at a time: decode → model → encode, audio copied as the pipeline does."""
-    return naive_loop(clip, backend, scale, EncodeOptions(), out)
+    return naive_loop(clip, backend, scale, encode, out)
 
 
 def measure(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, dict[str, Any]]:
@@ -181,17 +185,18 @@ def peak_rss_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def child(clip: Path, model: str, out: Path) -> None:
+def child(clip: Path, model: str, backend_name: str, preset: str, out: Path) -> None:
     """--child mode: one end-to-end run in this fresh process, then fps and peak RSS as JSON on stdout."""
     shipped = shipped_model(model)
-    with OrtBackend(shipped.onnx, scale=shipped.spec.scale) as backend:
-        fps = time_e2e(clip, out, backend, shipped.spec.scale)
+    with open_backend(choose(backend_name).options, shipped) as backend:
+        fps = time_e2e(clip, out, backend, shipped.spec.scale, EncodeOptions(preset=preset))
     print(json.dumps({"fps": round(fps, 3), "peak_rss_mib": round(peak_rss_mib(), 1)}))
 
 
-def rss_run(clip: Path, model: str, out: Path) -> dict[str, float]:
+def rss_run(clip: Path, args: argparse.Namespace, out: Path) -> dict[str, float]:
     """Peak RSS of an end-to-end run in its own process, so earlier runs' memory does not count."""
-    cmd = [sys.executable, __file__, "--child", str(clip), "--model", model, "--out", str(out)]
+    cmd = [sys.executable, __file__, "--child", str(clip), "--model", args.model, "--out", str(out)]
+    cmd += ["--backend", args.backend, "--preset", args.preset]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
@@ -199,6 +204,10 @@ def main() -> None:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--model", default="espcn-x2")
+    parser.add_argument("--backend", default="auto", help="runtime measured (auto: what vsr upscale picks)")
+    parser.add_argument("--baseline", default="onnxruntime", help="runtime of the comparison end-to-end run")
+    parser.add_argument("--preset", default=EncodeOptions().preset, help="x264 preset of the encode stage")
+    parser.add_argument("--baseline-preset", default="medium", help="x264 preset of the baseline run")
     parser.add_argument("--frames", type=int, default=132, help="sample frames of the fps runs")
     parser.add_argument("--rss-frames", type=int, default=24, help="base clip of the RSS runs (long: 10×)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each fps measurement (best kept)")
@@ -206,8 +215,10 @@ def main() -> None:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.model, args.out)
+        child(args.child, args.model, args.backend, args.preset, args.out)
         return
+    encode = EncodeOptions(preset=args.preset)
+    baseline_encode = EncodeOptions(preset=args.baseline_preset)
 
     shipped = shipped_model(args.model)
     scale = shipped.spec.scale
@@ -226,13 +237,17 @@ def main() -> None:
             return fps
 
         print(f"{args.model}: {len(frames)} frames {width}×{height} → ×{scale}, best of {args.rounds} rounds")
-        with OrtBackend(shipped.onnx, scale=shipped.spec.scale) as backend:
+        with (
+            open_backend(choose(args.backend).options, shipped) as backend,
+            open_backend(choose(args.baseline).options, shipped) as baseline,
+        ):
             runs = {  # model before encode: the encode run feeds on the model run's output
                 "decode": lambda: time_decode(clip),
                 "model": model_fps,
-                "encode": lambda: time_encode(clip, upscaled, out),
-                "end_to_end": lambda: time_e2e(clip, out, backend, scale),
-                "naive": lambda: time_naive(clip, out, backend, scale),
+                "encode": lambda: time_encode(clip, upscaled, out, encode),
+                "end_to_end": lambda: time_e2e(clip, out, backend, scale, encode),
+                "end_to_end_baseline": lambda: time_e2e(clip, out, baseline, scale, baseline_encode),
+                "naive": lambda: time_naive(clip, out, backend, scale, encode),
             }
             fps = measure(runs, args.rounds)
         del upscaled[:]
@@ -240,7 +255,7 @@ def main() -> None:
         short, long = tmp / "rss-short.mp4", tmp / "rss-long.mp4"
         make_clip(SAMPLE, short, args.rss_frames)
         make_clip(SAMPLE, long, args.rss_frames, repeats=LONG_FACTOR)
-        rss = {"short": rss_run(short, args.model, out), "long": rss_run(long, args.model, out)}
+        rss = {"short": rss_run(short, args, out), "long": rss_run(long, args, out)}
 
     best = {k: float(v["best"]) for k, v in fps.items()}
     bound = 1 / sum(1 / best[k] for k in ("decode", "model", "encode"))
@@ -249,6 +264,7 @@ def main() -> None:
         "cpu_pipeline_efficiency": best["end_to_end"] / bound,
         "end_to_end_vs_slowest_stage": best["end_to_end"] / slowest,
         "end_to_end_vs_naive": best["end_to_end"] / best["naive"],
+        "end_to_end_vs_baseline": best["end_to_end"] / best["end_to_end_baseline"],
         "rss_long_vs_short": rss["long"]["peak_rss_mib"] / rss["short"]["peak_rss_mib"],
     }
     report = {
@@ -264,6 +280,8 @@ def main() -> None:
         },
         "model": args.model,
         "backend": backend.name,
+        "baseline": f"{baseline.name}, x264 {args.baseline_preset}",
+        "preset": args.preset,
         "input_size": [width, height],
         "output_size": [width * scale, height * scale],
         "frames": len(frames),

@@ -13,7 +13,7 @@ import pytest
 from vsr.backends import Backend
 from vsr.backends.options import OrtOptions, TorchOptions
 from vsr.backends.ort_backend import OrtBackend
-from vsr.backends.select import cuda_available
+from vsr.backends.select import cuda_available, installed
 from vsr.errors import BackendUnavailableError, ModelError, UsageError
 from vsr.models.artefacts import ShippedModel, engines_dir, shipped_models
 
@@ -116,7 +116,8 @@ def test_backend_choice_explains_itself() -> None:
     auto = choose("auto")
     assert auto.reason.startswith("auto:")
     if not cuda_available():
-        assert (auto.options.name, auto.device) == ("onnxruntime", "cpu")
+        cpu = "openvino" if installed("openvino") else "onnxruntime"
+        assert (auto.options.name, auto.device) == (cpu, "cpu")
     else:
         assert auto.device == "cuda" and auto.options.name in ("torch", "tensorrt")
     assert choose("onnxruntime").reason == "asked for"

@@ -1,5 +1,5 @@
-"""One contract, every backend: the same checks for ONNX Runtime, torch (CPU, and CUDA where it exists) and
-TensorRT (where it imports and a CUDA device exists)."""
+"""One contract, every backend: the same checks for ONNX Runtime, OpenVINO fp32 (where it installs), torch
+(CPU, and CUDA where it exists) and TensorRT (where it imports and a CUDA device exists)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vsr.backends import Backend
-from vsr.backends.options import OrtOptions, TensorRTOptions, TorchOptions
+from vsr.backends.options import OpenVinoOptions, OrtOptions, TensorRTOptions, TorchOptions
 from vsr.backends.ort_backend import OrtBackend
 from vsr.backends.select import cuda_available, installed
 from vsr.models.artefacts import ShippedModel, shipped_models
@@ -34,6 +34,12 @@ def _torch(model: ShippedModel, device: Literal["cpu", "cuda"], _tmp: Path) -> I
         yield backend
 
 
+def _openvino(model: ShippedModel) -> Backend:
+    from vsr.backends.openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend(model, OpenVinoOptions(precision="fp32", workers=2, cache=False))
+
+
 @contextmanager
 def _tensorrt(model: ShippedModel, tmp: Path) -> Iterator[Backend]:
     import os
@@ -50,6 +56,7 @@ def _tensorrt(model: ShippedModel, tmp: Path) -> Iterator[Backend]:
 
 FACTORIES: dict[str, tuple[bool, Callable]] = {
     "onnxruntime": (True, lambda m, _tmp: _ort(m)),
+    "openvino-fp32": (installed("openvino"), lambda m, _tmp: _openvino(m)),
     "torch-cpu": (HAS_TORCH, lambda m, tmp: _torch(m, "cpu", tmp)),
     "torch-cuda": (HAS_CUDA, lambda m, tmp: _torch(m, "cuda", tmp)),
     "tensorrt": (HAS_TRT, _tensorrt),

@@ -125,3 +125,30 @@ def test_denoiser_beats_input_and_nlmeans_at_every_level(name: str) -> None:
     for level, m in measured.items():
         assert m["psnr"] == pytest.approx(recorded[level]["psnr"], abs=0.01), level
         assert m["psnr"] > m["input_psnr"] and m["psnr"] > m["nlmeans_psnr"], level
+
+
+@needs_data
+@pytest.mark.parametrize("name", sorted(_manifest()))
+def test_bf16_on_the_cpu_costs_at_most_0_05_db_on_set5(name: str) -> None:
+    # The default CPU precision where the processor computes bf16 (OpenVINO `auto`): recomputed on Set5
+    # and held against the reference ONNX Runtime fp32 figure, and against what the manifest records.
+    pytest.importorskip("openvino")
+    import openvino
+
+    from vsr.backends.openvino_backend import bf16_capable
+    from vsr.degradations import noise_degrade
+    from vsr.evaluate import evaluate_denoise
+    from vsr.models.artefacts import shipped_model
+
+    if not bf16_capable(openvino.Core()):
+        pytest.skip("this CPU computes no bf16")
+    model = shipped_model(name)
+    recorded = model.entry["cpu_precisions"]
+    with vsr.load_model(name, backend="openvino", precision="bf16") as upscaler:
+        if model.spec.task == "sr":
+            scores = evaluate_sr(_images("Set5"), model.spec.scale, upscaler)
+        else:
+            scores = evaluate_denoise(_images("Set5"), noise_degrade(25), upscaler, on_y=False)
+    bf16 = mean_scores(scores)["psnr"]
+    assert bf16 == pytest.approx(recorded["openvino bf16"]["Set5"], abs=0.005)
+    assert recorded["onnxruntime fp32"]["Set5"] - bf16 <= 0.05

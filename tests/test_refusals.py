@@ -13,12 +13,15 @@ from vsr.cli import main
 
 NO_CUDA = not cuda_available()
 TORCH = installed("torch")
+OPENVINO = installed("openvino")
 
 REFUSED = [
     (["--backend", "onnxruntime", "--precision", "bf16"], "ONNX Runtime runs fp32, not bf16", True),
     (["--backend", "onnxruntime", "--precision", "fp16"], "ONNX Runtime runs fp32, not fp16", True),
     (["--backend", "onnxruntime", "--torch-compile"], "need the torch backend", True),
     (["--backend", "onnxruntime", "--cuda-graphs"], "need the torch backend", True),
+    (["--backend", "openvino", "--precision", "fp16"], "OpenVINO runs fp32 or bf16, not fp16", OPENVINO),
+    (["--backend", "openvino", "--torch-compile"], "need the torch backend", OPENVINO),
     (["--backend", "torch", "--precision", "fp16"], "fp16 needs CUDA", TORCH and NO_CUDA),
     (["--backend", "torch", "--cuda-graphs"], "CUDA graphs need a CUDA device", TORCH and NO_CUDA),
     (["--backend", "tensorrt"], "needs a working CUDA device", TORCH and NO_CUDA),

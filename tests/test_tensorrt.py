@@ -153,7 +153,8 @@ def test_auto_prefers_tensorrt_then_torch_cuda_then_onnxruntime(monkeypatch: pyt
     assert (choice.options.name, choice.device) == ("torch", "cuda")
     assert "TensorRT not installed" in choice.reason
     machine(False, {"torch", "tensorrt"})
-    assert select.choose("auto") == select.Choice(OrtOptions(), "auto: no CUDA device")
+    no_openvino = "auto: no CUDA device, OpenVINO not installed"
+    assert select.choose("auto") == select.Choice(OrtOptions(), no_openvino)
     assert select.choose("auto").device == "cpu"
     with pytest.raises(BackendUnavailableError, match="CUDA device"):
         select.choose("tensorrt")  # never reaches TensorRT without a device

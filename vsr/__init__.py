@@ -7,7 +7,7 @@ Importing vsr pulls in nothing heavy: torch and TensorRT are imported lazily by 
 """
 
 from vsr.api import FolderResult, Upscaler, load_model, probe, upscale, upscale_folder
-from vsr.backends.options import OrtOptions, TensorRTOptions, TorchOptions
+from vsr.backends.options import OpenVinoOptions, OrtOptions, TensorRTOptions, TorchOptions
 from vsr.errors import BackendUnavailableError, BadInputError, ModelError, StalledError, UsageError, VsrError
 from vsr.media import EncodeSettings, MediaInfo
 from vsr.pipeline import JobResult, Progress
@@ -24,6 +24,7 @@ __all__ = [
     "JobResult",
     "MediaInfo",
     "ModelError",
+    "OpenVinoOptions",
     "OrtOptions",
     "Progress",
     "StalledError",

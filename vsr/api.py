@@ -22,7 +22,7 @@ from typing import Any, get_args
 import numpy as np
 
 from vsr.backends import Backend
-from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, OrtOptions, TensorRTOptions
+from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, TensorRTOptions
 from vsr.backends.select import Choice, choose, fallback, max_batch, open_backend
 from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, make_profile  # noqa: F401  (public: CLI)
 from vsr.degradations import Damage, h264_degrade, jpeg_degrade, noise_degrade
@@ -41,7 +41,7 @@ from vsr.pipeline.tiling import run_tiled
 
 # The vocabulary of the options, for callers that offer them as choices (the CLI's enums are built from it).
 BACKEND_NAMES: tuple[str, ...] = ("auto", *BACKENDS)
-PRECISION_NAMES: tuple[str, ...] = PRECISIONS
+PRECISION_NAMES: tuple[str, ...] = ("auto", *PRECISIONS)
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 COLORSPACE_NAMES: tuple[str, ...] = tuple(MATRICES)
 DEINTERLACE_MODES: tuple[str, ...] = get_args(DeinterlaceMode)
@@ -414,11 +414,14 @@ def evaluate(
     jpeg_quality: int | None = None,
     h264_crf: int | None = None,
     degrade: str = "clean",
+    backend: str | BackendOptions = "onnxruntime",
+    precision: str | None = None,
     threads: int = 0,
 ) -> Evaluation:
-    """PSNR/SSIM of a shipped model on the published protocol (../shared/data/README.md), through ONNX
-    Runtime: Y on MATLAB-bicubic LR for SR; for a denoiser, exactly one degradation (RGB for Gaussian noise
-    of σ, Y for JPEG or H.264 compression). `task` and `scale`, when given, must be the model's."""
+    """PSNR/SSIM of a shipped model on the published protocol (../shared/data/README.md): Y on
+    MATLAB-bicubic LR for SR; for a denoiser, exactly one degradation (RGB for Gaussian noise of σ, Y for
+    JPEG or H.264 compression). `task` and `scale`, when given, must be the model's. The reference runtime
+    is ONNX Runtime fp32 (the manifest's figures); `backend`/`precision` score another (OpenVINO bf16...)."""
     shipped, folder = shipped_model(model), Path(data)
     spec = shipped.spec
     if task is not None and task != spec.task:
@@ -426,10 +429,12 @@ def evaluate(
     if scale is not None and scale != spec.scale:
         raise UsageError(f"{model} works at ×{spec.scale}, not ×{scale}")
     images = load_eval_images(folder)
-    with load_model(model, backend=OrtOptions(threads=threads)) as upscaler:
+    with load_model(model, backend=backend, precision=precision, threads=threads) as upscaler:
+        runtime = upscaler.backend
         if spec.task == "sr":
             damage = Damage.parse(degrade)
-            protocol = f"Y-PSNR, ×{spec.scale}, MATLAB bicubic LR, {damage.spec}, shave {spec.scale}"
+            lr = f"MATLAB bicubic LR, {damage.spec}"
+            protocol = f"Y-PSNR, ×{spec.scale}, {lr}, shave {spec.scale}, {runtime}"
             scores = evaluate_sr(images, spec.scale, upscaler, damage.apply)
             return Evaluation(model, str(folder), protocol, "bicubic", tuple(scores))
         if degrade != "clean":
@@ -449,9 +454,8 @@ def evaluate(
         }[kind]()
         on_y = kind != "sigma"
         scores = evaluate_denoise(images, degrade, upscaler, on_y=on_y)
-    return Evaluation(
-        model, str(folder), f"{'Y' if on_y else 'RGB'}-PSNR, {kind} {level}", "input", tuple(scores)
-    )
+    protocol = f"{'Y' if on_y else 'RGB'}-PSNR, {kind} {level}, {runtime}"
+    return Evaluation(model, str(folder), protocol, "input", tuple(scores))
 
 
 @dataclass(frozen=True)
@@ -474,6 +478,8 @@ def compare(
     scale: int = 2,
     degrade: str = "clean",
     models: Sequence[str] | None = None,
+    backend: str | BackendOptions = "onnxruntime",
+    precision: str | None = None,
     threads: int = 0,
 ) -> Comparison:
     """Y-PSNR/SSIM of bicubic and of every shipped ×`scale` upscaler (or `models`) on the same LR: the
@@ -490,13 +496,14 @@ def compare(
     for name in names:
         if shipped_model(name).spec.scale != scale:
             raise UsageError(f"{name} works at ×{shipped_model(name).spec.scale}, not ×{scale}")
-        with load_model(name, backend=OrtOptions(threads=threads)) as upscaler:
+        with load_model(name, backend=backend, precision=precision, threads=threads) as upscaler:
             mean = mean_scores(evaluate_sr(images, scale, upscaler, damage.apply))
+            runtime = upscaler.backend
         means.setdefault("bicubic", {"psnr": mean["baseline_psnr"], "ssim": mean["baseline_ssim"]})
         means[name] = {"psnr": mean["psnr"], "ssim": mean["ssim"]}
     if not means:
         raise UsageError(f"no shipped model upscales ×{scale}")
-    protocol = f"Y-PSNR/SSIM, ×{scale}, MATLAB bicubic LR, {damage.spec}, shave {scale}"
+    protocol = f"Y-PSNR/SSIM, ×{scale}, MATLAB bicubic LR, {damage.spec}, shave {scale}, {runtime}"
     return Comparison(str(folder), protocol, means)
 
 

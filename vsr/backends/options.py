@@ -14,8 +14,8 @@ from vsr.errors import UsageError
 
 Precision = Literal["fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")
-BackendName = Literal["onnxruntime", "torch", "tensorrt"]
-BACKENDS: tuple[str, ...] = ("onnxruntime", "torch", "tensorrt")
+BackendName = Literal["onnxruntime", "openvino", "torch", "tensorrt"]
+BACKENDS: tuple[str, ...] = ("onnxruntime", "openvino", "torch", "tensorrt")
 
 
 def _check_precision(precision: str, allowed: tuple[str, ...], runtime: str, hint: str = "") -> None:
@@ -34,10 +34,33 @@ class OrtOptions:
     name: BackendName = field(default="onnxruntime", init=False)
 
     def __post_init__(self) -> None:
-        hint = " (bf16 runs on --backend torch)" if self.precision == "bf16" else " (fp16 needs CUDA)"
+        bf16 = " (bf16 runs on --backend openvino or torch)"
+        hint = " (fp16 needs CUDA)" if self.precision == "fp16" else bf16
         _check_precision(self.precision, ("fp32",), "ONNX Runtime", hint)
         if self.threads < 0:
             raise UsageError("threads must be 0 (one per core) or more")
+
+
+@dataclass(frozen=True)
+class OpenVinoOptions:
+    """OpenVINO on the CPU from the shipped ONNX graphs: `auto` precision is bf16 where the CPU reports BF16
+    (AMX, AVX-512-BF16) and fp32 elsewhere. (No int8: NNCF post-training quantisation cost compact-x2
+    1.3 dB on Set5, bench/int8_ptq.py.) `workers` infer requests run in flight on as many CPU streams
+    (frames of a batch spread across them); 0 = the measured default (openvino_backend.DEFAULT_WORKERS)."""
+
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    threads: int = 0  # inference threads over all workers; 0 = one per core
+    workers: int = 0
+    cache: bool = True  # compiled models under the plan cache (OpenVINO's CACHE_DIR)
+    name: BackendName = field(default="openvino", init=False)
+
+    def __post_init__(self) -> None:
+        if self.precision != "auto":
+            _check_precision(self.precision, ("fp32", "bf16"), "OpenVINO", " (fp16 needs CUDA)")
+        if self.threads < 0 or self.workers < 0:
+            raise UsageError("threads and workers must be 0 (automatic) or more")
+        if self.threads and self.workers > self.threads:
+            raise UsageError(f"{self.workers} workers need at least as many threads, not {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -75,4 +98,4 @@ class TensorRTOptions:
         _check_precision(self.precision, PRECISIONS, "TensorRT")
 
 
-BackendOptions = OrtOptions | TorchOptions | TensorRTOptions
+BackendOptions = OrtOptions | OpenVinoOptions | TorchOptions | TensorRTOptions

@@ -7,7 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vsr.backends import Backend
-from vsr.backends.options import BACKENDS, BackendOptions, OrtOptions, TensorRTOptions, TorchOptions
+from vsr.backends.options import (
+    BACKENDS,
+    BackendOptions,
+    OpenVinoOptions,
+    OrtOptions,
+    TensorRTOptions,
+    TorchOptions,
+)
 from vsr.errors import BackendUnavailableError, UsageError
 from vsr.models.artefacts import ShippedModel
 
@@ -50,21 +57,27 @@ def choose(
     cuda_graphs: bool = False,
 ) -> Choice:
     """Resolve a backend request into options. `auto`: TensorRT when it and a CUDA device are there, then
-    torch on CUDA, then ONNX Runtime; on the CPU, torch where only it can honour the request (bf16,
-    --torch-compile). Options a backend cannot honour raise UsageError; a missing runtime
-    BackendUnavailableError."""
-    if isinstance(backend, OrtOptions | TorchOptions | TensorRTOptions):
+    torch on CUDA; on the CPU, OpenVINO where it is installed (1.9-2.9x ONNX Runtime in fp32, more in
+    bf16: bench/openvino_cpu.py), ONNX Runtime otherwise, torch where only it can honour the request
+    (--torch-compile). Precision None or "auto" is the backend's own default. Options a backend cannot
+    honour raise UsageError; a missing runtime BackendUnavailableError."""
+    if isinstance(backend, OrtOptions | OpenVinoOptions | TorchOptions | TensorRTOptions):
         if precision is not None or threads or compile or cuda_graphs:
             raise UsageError("with a backend options object, set precision, threads and flags inside it")
         return Choice(backend, "asked for")
     if backend not in ("auto", *BACKENDS):
         raise UsageError(f"unknown backend {backend!r}; choose auto, {', '.join(BACKENDS)}")
     torch_only = compile or cuda_graphs
+    precision = None if precision == "auto" else precision
     name, reason = _auto(precision, torch_only) if backend == "auto" else (backend, "asked for")
+    if name in ("onnxruntime", "openvino") and torch_only:
+        raise UsageError("--torch-compile and --cuda-graphs need the torch backend")
     if name == "onnxruntime":
-        if torch_only:
-            raise UsageError("--torch-compile and --cuda-graphs need the torch backend")
         return Choice(OrtOptions(threads=threads, precision=precision or "fp32"), reason)  # type: ignore[arg-type]
+    if name == "openvino":
+        if not installed("openvino"):
+            raise BackendUnavailableError("the openvino backend needs openvino (pip install openvino)")
+        return Choice(OpenVinoOptions(precision=precision or "auto", threads=threads), reason)  # type: ignore[arg-type]
     if not installed("torch"):
         raise BackendUnavailableError(f"the {name} backend needs torch (pip install 'vsr[gpu]')")
     cuda = cuda_available()
@@ -90,17 +103,16 @@ def choose(
 
 
 def _auto(precision: str | None, torch_only: bool) -> tuple[str, str]:
-    if not installed("torch"):
-        return "onnxruntime", "auto: torch is not installed, so no CUDA path"
-    if not cuda_available():
-        if torch_only:
-            return "torch", "auto: no CUDA device; torch on the CPU, as --torch-compile/--cuda-graphs ask"
-        if precision == "bf16":
-            return (
-                "torch",
-                "auto: no CUDA device; torch on the CPU runs bf16 (ONNX Runtime's graphs are fp32)",
-            )
-        return "onnxruntime", "auto: no CUDA device"
+    cuda = cuda_available()
+    if not cuda and not torch_only:
+        where = "no CUDA device" if installed("torch") else "torch is not installed, so no CUDA path"
+        if installed("openvino") and precision in (None, "fp32", "bf16"):
+            return "openvino", f"auto: {where}; OpenVINO is the fastest CPU runtime installed"
+        if precision == "bf16" and installed("torch"):
+            return "torch", f"auto: {where}; torch on the CPU runs bf16 (ONNX Runtime's graphs are fp32)"
+        return "onnxruntime", f"auto: {where}" + ("" if installed("openvino") else ", OpenVINO not installed")
+    if not cuda:
+        return "torch", "auto: no CUDA device; torch on the CPU, as --torch-compile/--cuda-graphs ask"
     if installed("tensorrt") and not torch_only:
         return "tensorrt", "auto: CUDA device and TensorRT found"
     return "torch", "auto: CUDA device found" + ("" if torch_only else ", TensorRT not installed")
@@ -114,6 +126,10 @@ def open_backend(
         from vsr.backends.ort_backend import OrtBackend
 
         return OrtBackend(model.onnx, scale=model.spec.scale, onnx_uint16=model.onnx_uint16, options=options)
+    if isinstance(options, OpenVinoOptions):
+        from vsr.backends.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(model, options)
     if isinstance(options, TensorRTOptions):
         from vsr.backends.tensorrt_backend import open_tensorrt
 
@@ -124,8 +140,9 @@ def open_backend(
 
 
 def fallback(choice: Choice, error: Exception) -> Choice | None:
-    """What `auto` runs when its choice failed to load: TensorRT → torch on CUDA → ONNX Runtime, with the
-    failure in the reason. None for a backend asked for by name: that failure is the user's to see."""
+    """What `auto` runs when its choice failed to load: TensorRT → torch on CUDA → ONNX Runtime, and
+    OpenVINO → ONNX Runtime, with the failure in the reason. None for a backend asked for by name: that
+    failure is the user's to see."""
     if not choice.reason.startswith("auto"):
         return None
     why = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -134,6 +151,9 @@ def fallback(choice: Choice, error: Exception) -> Choice | None:
         return Choice(torch, f"auto: TensorRT failed ({why}); torch on CUDA instead")
     if isinstance(choice.options, TorchOptions) and choice.options.device == "cuda":
         return Choice(OrtOptions(), f"auto: torch on CUDA failed ({why}); ONNX Runtime on the CPU instead")
+    if isinstance(choice.options, OpenVinoOptions):
+        ort = OrtOptions(threads=choice.options.threads)
+        return Choice(ort, f"auto: OpenVINO failed ({why}); ONNX Runtime instead")
     return None
 
 

@@ -31,10 +31,11 @@ def bench_command(
     ] = None,
     batches: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,4",
     precisions: Annotated[
-        str | None, typer.Option(help="fp32,fp16,bf16; default fp32 (CPU), fp32,fp16 (CUDA).")
+        str | None, typer.Option(help="fp32,fp16,bf16; default fp32,bf16 (CPU), fp32,fp16 (CUDA).")
     ] = None,
     backends: Annotated[
-        str | None, typer.Option(help="onnxruntime,torch,tensorrt; default: what this machine has.")
+        str | None,
+        typer.Option(help="onnxruntime,openvino,torch,tensorrt; default: what this machine has."),
     ] = None,
     seconds: Annotated[float, typer.Option(min=0.1, help="Timing per grid point.")] = 1.0,
     e2e: Annotated[bool, typer.Option(help="Also time a whole job stage by stage.")] = True,
@@ -96,22 +97,25 @@ def _print(result: BenchResult) -> None:
         "out MP/s",
         "ms/batch",
         "GPU MiB",
+        "Set5 dB",
     )
     for col in columns:
         table.add_column(col, justify="left" if col in ("model", "backend") else "right")
     for p in result.model_only:
         cells = [p.model, p.backend, p.precision, p.resolution, str(p.batch)]
         if p.skipped:
-            table.add_row(*cells, f"skipped: {p.skipped}", "", "", "")
+            table.add_row(*cells, f"skipped: {p.skipped}", "", "", "", "")
         else:
             gpu = "-" if p.peak_gpu_mib is None else f"{p.peak_gpu_mib:.0f}"
+            cost = "-" if p.set5_psnr_cost_db is None else f"{-p.set5_psnr_cost_db or 0.0:+.3f}"
             speed = [f"{p.frames_per_s:.2f}", f"{p.output_megapixels_per_s:.1f}", f"{p.ms_per_batch:.1f}"]
-            table.add_row(*cells, *speed, gpu)
+            table.add_row(*cells, *speed, gpu, cost)
+    table.caption = "Set5 dB: PSNR against ONNX Runtime fp32, as the manifest records it"
     console.print(table)
     if (e := result.end_to_end) is not None:
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in e.stages_fps.items())
+        stages = ", ".join(f"{k} {1000 / v:.1f}" for k, v in e.stages_fps.items())
         console.print(
             f"end to end ({e.model}, {e.path}, batch {e.batch}): {e.end_to_end_fps:.2f} fps; "
-            f"stages alone: {stages}; efficiency {e.efficiency}; naive loop {e.naive_fps:.2f} fps "
-            f"(×{e.speedup_over_naive})"
+            f"ms per frame alone: {stages}; {e.bound} bound {e.bound_fps:.2f} fps, efficiency "
+            f"{e.efficiency}; naive loop {e.naive_fps:.2f} fps (×{e.speedup_over_naive})"
         )

@@ -28,13 +28,26 @@ def eval_command(
     sigma: Annotated[float | None, typer.Option(help="Denoise: Gaussian noise σ on 0..255.")] = None,
     jpeg_quality: Annotated[int | None, typer.Option(help="Denoise: JPEG quality (Pillow).")] = None,
     h264_crf: Annotated[int | None, typer.Option(help="Denoise: H.264 intra CRF (libx264).")] = None,
+    backend: Annotated[
+        choices.Backend, typer.Option(help="Runtime to score; the manifest's figures are ONNX Runtime fp32.")
+    ] = choices.Backend("onnxruntime"),
+    precision: Annotated[
+        choices.Precision | None, typer.Option(help="Precision to score (default: the backend's own).")
+    ] = None,
     threads: Annotated[int, typer.Option(min=0, help="Inference threads; 0 = one per core.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Score models against bicubic on the published protocol (Y, MATLAB bicubic LR, optionally damaged by a
     codec or noise first), side by side; or one model per image, a denoiser against its degraded input."""
     if model is None:
-        comparison = vsr.api.compare(data, scale=scale or 2, degrade=degrade, threads=threads)
+        comparison = vsr.api.compare(
+            data,
+            scale=scale or 2,
+            degrade=degrade,
+            backend=str(choices.value(backend)),
+            precision=choices.value(precision),
+            threads=threads,
+        )
         if as_json:
             print(json.dumps(comparison.to_dict(), indent=2))
             return
@@ -54,6 +67,8 @@ def eval_command(
         jpeg_quality=jpeg_quality,
         h264_crf=h264_crf,
         degrade=degrade,
+        backend=str(choices.value(backend)),
+        precision=choices.value(precision),
         threads=threads,
     )
     if as_json:

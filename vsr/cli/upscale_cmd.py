@@ -67,7 +67,7 @@ def upscale_command(
     crf: Annotated[
         int | None, typer.Option(min=0, max=63, help="Constant rate factor (x264/x265); 18.")
     ] = None,
-    preset: Annotated[str | None, typer.Option(help="Encoder preset (x264/x265); medium.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Encoder preset (x264/x265); faster.")] = None,
     pix_fmt: Annotated[
         str | None, typer.Option(help="Output pixel format; default: the input's chroma family.")
     ] = None,

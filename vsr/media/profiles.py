@@ -73,7 +73,7 @@ PROFILES: dict[str, OutputProfile] = {
 class EncodeSettings:
     """The encoder request: a profile and/or single settings; None means the profile's or the default.
 
-    Without a profile the video is H.264 (libx264, CRF 18, preset medium) in the input's chroma family.
+    Without a profile the video is H.264 (libx264, CRF 18, preset faster) in the input's chroma family.
     """
 
     profile: ProfileName | None = None
@@ -108,7 +108,7 @@ class EncodeSettings:
         return EncodeOptions(
             codec=codec,
             crf=18 if self.crf is None else self.crf,
-            preset=self.preset or "medium",
+            preset=self.preset or EncodeOptions().preset,
             pix_fmt=self.pix_fmt or (p.pix_fmt if p else None),
             threads=self.threads,
             codec_options=dict(p.codec_options) if p and codec == p.codec else {},

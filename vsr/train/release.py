@@ -13,11 +13,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from vsr.backends.options import OrtOptions
+from vsr.backends.options import BackendOptions, OpenVinoOptions, OrtOptions
 from vsr.backends.ort_backend import OrtBackend
-from vsr.evaluate import Score, evaluate_sr, load_eval_images, mean_scores, measure_denoise
+from vsr.backends.select import installed, open_backend
+from vsr.degradations import noise_degrade
+from vsr.errors import BackendUnavailableError
+from vsr.evaluate import (
+    Score,
+    evaluate_denoise,
+    evaluate_sr,
+    load_eval_images,
+    mean_scores,
+    measure_denoise,
+)
 from vsr.files import atomic_write
-from vsr.models.artefacts import MANIFEST
+from vsr.models.artefacts import MANIFEST, ShippedModel, shipped_model
 from vsr.models.export import export_onnx, load_model, sha256
 from vsr.models.registry import ModelSpec, get_spec
 from vsr.train.data import NoiseConfig
@@ -122,6 +132,51 @@ def measure(
         return results
 
 
+# The CPU runtimes and precisions whose quality the manifest records (`cpu_precisions`): the reference,
+# OpenVINO's fp32 and the bf16 that `auto` picks on AMX / AVX-512-BF16 machines.
+CPU_PRECISIONS: dict[str, BackendOptions] = {
+    "onnxruntime fp32": OrtOptions(),
+    "openvino fp32": OpenVinoOptions(precision="fp32", cache=False),
+    "openvino bf16": OpenVinoOptions(precision="bf16", cache=False),
+}
+DENOISE_PRECISION_SIGMA = 25  # a denoiser's precision figures: RGB-PSNR at Gaussian σ 25
+
+
+def measure_precisions(model: ShippedModel, data_root: Path) -> dict[str, dict[str, float]]:
+    """Mean PSNR on Set5 and Set14 per CPU runtime and precision (an upscaler: Y on the SR protocol; a
+    denoiser: RGB at σ 25), so the cost of each precision is on record beside the reference."""
+    if not installed("openvino"):
+        raise BackendUnavailableError("measuring the CPU precisions needs openvino")
+    sets = {name: load_eval_images(data_root / "sr-eval" / name) for name in ("Set5", "Set14")}
+    results = {}
+    for label, options in CPU_PRECISIONS.items():
+        with open_backend(options, model) as backend:
+
+            def predict(img: Any) -> Any:
+                return backend.run(img[None])[0]
+
+            scores = {}
+            for name, images in sets.items():
+                if model.spec.task == "sr":
+                    found = evaluate_sr(images, model.spec.scale, predict)
+                else:
+                    noise = noise_degrade(DENOISE_PRECISION_SIGMA)
+                    found = evaluate_denoise(images, noise, predict, on_y=False)
+                scores[name] = round(mean_scores(found)["psnr"], 4)
+            results[label] = scores
+    return results
+
+
+def record_precisions(names: list[str], root: Path, data_root: Path) -> dict[str, Any]:
+    """Measure the CPU precisions of shipped models and write them into their manifest entries."""
+    manifest_path = root / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    for name in names:
+        manifest["models"][name]["cpu_precisions"] = measure_precisions(shipped_model(name, root), data_root)
+    atomic_write(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return {name: manifest["models"][name]["cpu_precisions"] for name in names}
+
+
 def ship(
     name: str, run_dir: Path, root: Path, data_root: Path, *, trained_on: str, recipe: str
 ) -> dict[str, Any]:
@@ -163,4 +218,5 @@ def ship(
     manifest["models"][name] = entry
     manifest["models"] = dict(sorted(manifest["models"].items()))
     atomic_write(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    return entry
+    record_precisions([name], root, data_root)
+    return json.loads(manifest_path.read_text())["models"][name]
