@@ -34,7 +34,7 @@ REFUSED = [
     (["--segment-seconds", "5"], "add --resume", True),
     (["--ext", ".mp4"], "--ext sets the container of a folder", True),
     (["--field-rate", "--deinterlace", "off"], "needs deinterlacing", True),
-    (["--scale", "3"], "no default model for scale 3", True),
+    (["--scale", "5"], "no default model for scale 5", True),
     (["--model", "espcn-x2", "--scale", "4"], "upscales ×2, not ×4", True),
     (["--denoise", "espcn-x2"], "takes a denoiser", True),
 ]

@@ -24,6 +24,7 @@ Colorspace = _choices("Colorspace", api.COLORSPACE_NAMES)
 Loss = _choices("Loss", get_args(LossName))
 Task = _choices("Task", ("sr", "denoise"))
 Degradation = _choices("Degradation", api.DEGRADATION_NAMES)
+Fit = _choices("Fit", api.FIT_NAMES)
 
 
 def value(choice: Enum | None) -> str | None:

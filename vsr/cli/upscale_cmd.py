@@ -77,6 +77,14 @@ def upscale_command(
     square_pixels: Annotated[
         bool, typer.Option(help="Resample anamorphic sources to square pixels.")
     ] = False,
+    size: Annotated[
+        str | None, typer.Option(help="Exact output size WxH, display aspect kept per --fit.")
+    ] = None,
+    width: Annotated[int | None, typer.Option(help="Output width; the height follows the aspect.")] = None,
+    height: Annotated[int | None, typer.Option(help="Output height; the width follows the aspect.")] = None,
+    fit: Annotated[
+        choices.Fit, typer.Option(help="With --size: pad (bars), crop, or stretch.")
+    ] = choices.Fit("pad"),
     torch_compile: Annotated[
         bool, typer.Option(help="torch backend: torch.compile the model first.")
     ] = False,
@@ -130,6 +138,10 @@ def upscale_command(
         deinterlace=choices.value(deinterlace),
         field_rate=field_rate,
         square_pixels=square_pixels,
+        size=size,
+        width=width,
+        height=height,
+        fit=choices.value(fit),
         overwrite=overwrite,
         resume=resume,
         segment_seconds=segment_seconds or 30.0,

@@ -21,6 +21,7 @@ from av.video.stream import VideoStream
 from vsr.errors import BadInputError, OutputError, UsageError
 from vsr.files import discard, temporary_beside
 from vsr.media import colour
+from vsr.media.geometry import Placement
 from vsr.media.hdr import HLG, PQ
 from vsr.media.reader import PixelLayout, SourceFormat, SourceStreams
 
@@ -97,11 +98,13 @@ class VideoWriter:
         options: EncodeOptions | None = None,
         video_from: VideoStream | None = None,
         frame_size: tuple[int, int] | None = None,
+        placement: Placement | None = None,
     ) -> None:
         """A width x height video of `source`'s timing and colour, with `streams`' kept streams, tags and
         chapters copied (None writes the video alone: a segment). video_from copies an already encoded video
         stream instead of encoding (packets go in through write_encoded); frame_size (width, height) of the
-        pictures given to write_frame when they must be resampled to width x height."""
+        pictures given to write_frame when they must be resampled to width x height; `placement` (a target
+        size) crops them, resamples them to its inner size and pads them with black bars."""
         options = options or EncodeOptions()
         if streams is not None and target.resolve() == streams.path.resolve():
             raise UsageError(f"{target}: the output would overwrite the input")
@@ -119,6 +122,9 @@ class VideoWriter:
         self.matrix = options.colorspace or source.colorspace
         self._size = (height, width) if frame_size is None else (frame_size[1], frame_size[0])
         self._resample = frame_size is not None and frame_size != (width, height)
+        # Crop and pad need the picture as RGB; a placement without them is a plain resample.
+        self._placement = placement if placement and (placement.crop or any(placement.pad)) else None
+        self._square = self._resample or placement is not None  # a target size is in square pixels
         self._committed = False
         self._closed = False
         self._last_pts: int | None = None  # of the frames encoded, in the encoder's time base
@@ -245,13 +251,16 @@ class VideoWriter:
             dtype = np.uint8 if layout == "rgb24" else np.uint16
             if pixels.shape != (h, w, 3) or pixels.dtype != dtype:
                 raise ValueError(f"expected {(h, w, 3)} {dtype.__name__}, got {pixels.shape} {pixels.dtype}")
-            if not self._resample and (h, w) != (
-                ctx.height,
-                ctx.width,
-            ):  # odd sizes: crop the last row/column
+            if not self._resample and not self._placement and (h, w) != (ctx.height, ctx.width):
+                # odd sizes: crop the last row/column
                 pixels = np.ascontiguousarray(pixels[: ctx.height, : ctx.width])
         elif pixels.shape != (h * 3 // 2, w):
             raise ValueError(f"expected {layout} planes of size {self._size}, got {pixels.shape}")
+        elif self._placement is not None:
+            raise ValueError("a crop or pad placement takes RGB pictures")
+        resample = self._resample
+        if self._placement is not None:
+            pixels, resample = _place(pixels, layout, self._placement)
         self._span(pts)
         # In the encoder's time base (the source's, or a legal rate's for MPEG-1/2); encoders and muxers
         # reject repeated pts, and one tick later is the smallest change that passes.
@@ -261,9 +270,7 @@ class VideoWriter:
             self._pts_bumped += 1
         self._last_pts = tick
         frame = av.VideoFrame.from_ndarray(pixels, format=layout)
-        size = (
-            {"width": ctx.width, "height": ctx.height, "interpolation": "LANCZOS"} if self._resample else {}
-        )
+        size = {"width": ctx.width, "height": ctx.height, "interpolation": "LANCZOS"} if resample else {}
         if rgb and self.matrix != RGB_MATRIX:
             frame = frame.reformat(
                 format=ctx.pix_fmt,
@@ -378,8 +385,9 @@ class VideoWriter:
         ctx.color_trc = fmt.color_trc
         ctx.colorspace = self.matrix
         ctx.color_range = colour.RANGE_FULL if self.matrix == RGB_MATRIX else fmt.color_range
-        # Resampled output (--square-pixels) is square by definition; otherwise keep the display aspect.
-        sar = Fraction(1) if self._resample else _output_sar(fmt, even_w, even_h)
+        # Resampled output (--square-pixels, a target size) is square by definition; otherwise keep the
+        # display aspect.
+        sar = Fraction(1) if self._square else _output_sar(fmt, even_w, even_h)
         if sar is not None:
             ctx.sample_aspect_ratio = sar
         if fmt.rotation:
@@ -544,6 +552,23 @@ def _encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     sub_w = 2 if desc.chroma_width(2) < 2 else 1
     sub_h = 2 if desc.chroma_height(2) < 2 else 1
     return width - width % sub_w, height - height % sub_h
+
+
+def _place(pixels: np.ndarray, layout: str, placement: Placement) -> tuple[np.ndarray, bool]:
+    """Crop an RGB picture to the placement and, when it has bars, resample and pad it here (black, in
+    RGB, so the bars take the output's matrix and range like the picture). Returns the picture and
+    whether it still needs resampling to the encoder's size (done with the colour conversion)."""
+    if placement.crop is not None:
+        x, y, w, h = placement.crop
+        pixels = np.ascontiguousarray(pixels[y : y + h, x : x + w])
+    if not any(placement.pad):
+        return pixels, (pixels.shape[1], pixels.shape[0]) != placement.inner
+    inner_w, inner_h = placement.inner
+    if (pixels.shape[1], pixels.shape[0]) != placement.inner:
+        frame = av.VideoFrame.from_ndarray(pixels, format=layout)
+        pixels = frame.reformat(width=inner_w, height=inner_h, interpolation="LANCZOS").to_ndarray()
+    left, top, right, bottom = placement.pad
+    return np.pad(pixels, ((top, bottom), (left, right), (0, 0))), False
 
 
 def _output_sar(fmt: SourceFormat, width: int, height: int) -> Fraction | None:

@@ -30,6 +30,7 @@ from vsr.backends import UINT16, Backend
 from vsr.errors import OutputError, StalledError, UsageError
 from vsr.media import EncodeOptions, Frame, PixelLayout, ReaderStats, SourceFormat, VideoReader, VideoWriter
 from vsr.media.deinterlace import DeinterlaceMode
+from vsr.media.geometry import TargetSize, place
 from vsr.media.reader import rgb_layout, yuv_layout
 from vsr.pipeline.threads import Channel, StageGroup
 from vsr.pipeline.tiling import run_tiled
@@ -65,12 +66,15 @@ class UpscaleRequest:
     # The watchdog: a job in which no frame is decoded or encoded for this long is stopped (StalledError).
     stall_seconds: float = 600.0
     square_pixels: bool = False  # resample anamorphic output to square pixels (width follows the SAR)
+    target: TargetSize | None = None  # an exact output size (the model output is resampled, cropped, padded)
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.queue_depth < 1:
             raise UsageError("batch and queue depth must be at least 1")
         if self.tile is not None and self.tile < 16:
             raise UsageError("a tile side must be at least 16 input pixels")
+        if self.target is not None and self.square_pixels:
+            raise UsageError("a target size is in square pixels already; drop --square-pixels")
         if self.field_rate and self.deinterlace == "off":
             raise UsageError("--field-rate gives one frame per field: it needs deinterlacing (auto or on)")
 
@@ -301,6 +305,10 @@ class UpscaleJob:
         sar = fmt.sample_aspect_ratio
         if req.square_pixels and sar is not None and sar != 1:
             out_w = max(2, round(frame_w * sar / 2) * 2)  # the height stays; the width shows the DAR
+        placement = None
+        if req.target is not None:
+            placement = place(fmt.width, fmt.height, sar, fmt.rotation, req.target, [req.scale])
+            out_w, out_h = placement.size
         per_frame = 2 if reader.deinterlaced and req.field_rate else 1  # bwdif: one frame per field
         self.progress.total_frames = (reader.frames_expected or 0) * per_frame or None
         warnings = []
@@ -315,6 +323,7 @@ class UpscaleJob:
             height=out_h,
             options=req.encode,
             frame_size=(frame_w, frame_h),
+            placement=placement,
         ) as writer:
             if (room := _room_warning(req, reader.frames_expected, (out_w, out_h))) is not None:
                 warnings.append(room)
