@@ -27,7 +27,15 @@ from vsr.backends.select import Choice, choose, fallback, max_batch, open_backen
 from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, make_profile  # noqa: F401  (public: CLI)
 from vsr.degradations import Damage, h264_degrade, jpeg_degrade, noise_degrade
 from vsr.errors import BackendUnavailableError, ModelError, UsageError
-from vsr.evaluate import DENOISE_LEVELS, Score, evaluate_denoise, evaluate_sr, load_eval_images, mean_scores
+from vsr.evaluate import (
+    DENOISE_LEVELS,
+    Score,
+    SrSet,
+    evaluate_denoise,
+    flicker,
+    load_eval_images,
+    mean_scores,
+)
 from vsr.media import EncodeSettings, MediaInfo, VideoReader
 from vsr.media import probe as _probe
 from vsr.media.deinterlace import DeinterlaceMode
@@ -487,15 +495,15 @@ def evaluate(
         raise UsageError(f"{model} is a {model_task} model, not {task}")
     if scale is not None and scale != factor:
         raise UsageError(f"{model} works at ×{factor}, not ×{scale}")
+    if model_task == "sr":
+        damage, sr_set = Damage.parse(degrade), SrSet.load(folder)
+        with load_model(model, backend=backend, precision=precision, threads=threads) as upscaler:
+            scores = sr_set.scores(factor, upscaler, damage)
+            protocol = f"Y-PSNR, ×{factor}, {sr_set.lr(damage)}, shave {factor}, {upscaler.backend}"
+        return Evaluation(model, str(folder), protocol, "bicubic", tuple(scores))
     images = load_eval_images(folder)
     with load_model(model, backend=backend, precision=precision, threads=threads) as upscaler:
         runtime = upscaler.backend
-        if model_task == "sr":
-            damage = Damage.parse(degrade)
-            lr = f"MATLAB bicubic LR, {damage.spec}"
-            protocol = f"Y-PSNR, ×{factor}, {lr}, shave {factor}, {runtime}"
-            scores = evaluate_sr(images, factor, upscaler, damage.apply)
-            return Evaluation(model, str(folder), protocol, "bicubic", tuple(scores))
         if degrade != "clean":
             raise UsageError(
                 "--degrade damages an upscaler's LR; a denoiser takes --sigma, --jpeg-quality or --h264-crf"
@@ -542,10 +550,11 @@ def compare(
     threads: int = 0,
 ) -> Comparison:
     """Y-PSNR/SSIM of bicubic and of every shipped ×`scale` upscaler (or `models`) on the same LR: the
-    MATLAB-bicubic downscale of each image in `data`, damaged by `degrade` (clean, h264:crf=N, jpeg:q=N,
-    noise:sigma=N) and scored against the clean HR."""
+    MATLAB-bicubic downscale of each image in `data` (or each frame of its clips), damaged by `degrade`
+    (clean, h264:crf=N, jpeg:q=N, noise:sigma=N; H.264 codes a clip as one inter-predicted stream) and
+    scored against the clean HR."""
     damage, folder = Damage.parse(degrade), Path(data)
-    images = load_eval_images(folder)
+    sr_set = SrSet.load(folder)
     names = (
         list(models)
         if models
@@ -556,14 +565,43 @@ def compare(
         if shipped_model(name).spec.scale != scale:
             raise UsageError(f"{name} works at ×{shipped_model(name).spec.scale}, not ×{scale}")
         with load_model(name, backend=backend, precision=precision, threads=threads) as upscaler:
-            mean = mean_scores(evaluate_sr(images, scale, upscaler, damage.apply))
+            mean = mean_scores(sr_set.scores(scale, upscaler, damage))
             runtime = upscaler.backend
         means.setdefault("bicubic", {"psnr": mean["baseline_psnr"], "ssim": mean["baseline_ssim"]})
         means[name] = {"psnr": mean["psnr"], "ssim": mean["ssim"]}
     if not means:
         raise UsageError(f"no shipped model upscales ×{scale}")
-    protocol = f"Y-PSNR/SSIM, ×{scale}, MATLAB bicubic LR, {damage.spec}, shave {scale}, {runtime}"
+    protocol = f"Y-PSNR/SSIM, ×{scale}, {sr_set.lr(damage)}, shave {scale}, {runtime}"
     return Comparison(str(folder), protocol, means)
+
+
+def stability(
+    data: str | Path,
+    *,
+    scale: int = 2,
+    crf: int = 28,
+    models: Sequence[str] | None = None,
+    backend: str | BackendOptions = "onnxruntime",
+    precision: str | None = None,
+    threads: int = 0,
+) -> Comparison:
+    """Flicker on a static scene, bicubic and every shipped ×`scale` upscaler (or `models`) side by side:
+    each image of `data` downscaled, held for 2 s and coded by x264 at `crf` (vsr.evaluate.flicker); the
+    mean per-pixel temporal standard deviation of the output's Y ("flicker", lower is steadier)."""
+    images = load_eval_images(Path(data))
+    names = list(models) if models else [n for n, m in shipped_models().items() if m.spec.task == "sr"]
+    means: dict[str, dict[str, float]] = {}
+    for name in names:
+        if math.prod(m.spec.scale for m in _chain(name, None, None)) != scale:
+            continue
+        with load_model(name, backend=backend, precision=precision, threads=threads) as upscaler:
+            model_std, base_std = flicker(images, scale, upscaler, crf)
+        means.setdefault("bicubic", {"flicker": round(base_std, 4)})
+        means[name] = {"flicker": round(model_std, 4), "vs_bicubic": round(model_std / base_std, 3)}
+    if not means:
+        raise UsageError(f"no shipped model upscales ×{scale}")
+    protocol = f"flicker: Y std over 50 frames of a still, ×{scale} MATLAB bicubic LR, x264 CRF {crf}"
+    return Comparison(str(data), protocol, means)
 
 
 def profiles() -> dict[str, OutputProfile]:

@@ -36,18 +36,31 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 def h264(img: np.ndarray, crf: int) -> np.ndarray:
     """Round-trip RGB uint8 through libx264 (one intra frame, 4:2:0, BT.601 limited range) at `crf`."""
-    h, w = img.shape[:2]
-    even = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # 4:2:0 needs even sizes
+    return h264_sequence([img], crf)[0]
+
+
+def h264_sequence(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
+    """Round-trip a sequence of RGB uint8 frames through libx264 at `crf` (preset medium, tune psnr, its
+    default GOP with B-frames, 4:2:0, BT.601 limited range): after the first, frames are inter-predicted,
+    as in any real file."""
+    h, w = frames[0].shape[:2]
     ctx = av.CodecContext.create("libx264", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = even.shape[1], even.shape[0], "yuv420p"
+    ctx.width, ctx.height, ctx.pix_fmt = w + w % 2, h + h % 2, "yuv420p"  # 4:2:0 needs even sizes
     ctx.time_base = Fraction(1, 25)
     ctx.options = {"crf": str(crf), "preset": "medium", "tune": "psnr"}
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24").reformat(format="yuv420p")
-    frame.pts = 0
-    packets = ctx.encode(frame) + ctx.encode(None)
+    packets = []
+    for i, img in enumerate(frames):
+        even = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24").reformat(
+            format="yuv420p"
+        )
+        frame.pts = i
+        packets += ctx.encode(frame)
+    packets += ctx.encode(None)
     decoder = av.CodecContext.create("h264", "r")
     decoded = [f for p in packets for f in decoder.decode(p)] + decoder.decode(None)
-    return np.ascontiguousarray(decoded[0].to_ndarray(format="rgb24")[:h, :w])
+    decoded.sort(key=lambda f: f.pts)
+    return [np.ascontiguousarray(f.to_ndarray(format="rgb24")[:h, :w]) for f in decoded]
 
 
 def jpeg_degrade(quality: int) -> Callable[[np.ndarray, int], np.ndarray]:
@@ -72,6 +85,15 @@ class Damage:
 
     spec: str
     apply: Callable[[np.ndarray, int], np.ndarray] | None  # (image, index) → degraded; None: clean
+
+    def sequence(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Damage the frames of a clip: H.264 codes them as one inter-predicted stream, JPEG and noise
+        each frame alone (noise seeded by the frame's index)."""
+        if self.apply is None:
+            return frames
+        if self.spec.startswith("h264:"):
+            return h264_sequence(frames, int(self.spec.partition("=")[2]))
+        return [self.apply(f, i) for i, f in enumerate(frames)]
 
     @classmethod
     def parse(cls, spec: str) -> Damage:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vsr.degradations import jpeg_degrade, noise_degrade
+from vsr.degradations import Damage, h264_sequence, jpeg_degrade, noise_degrade
 from vsr.imresize import imresize
-from vsr.media.images import image_files, read_image
+from vsr.media.images import clip_files, image_files, read_clip, read_image
 from vsr.metrics import luma, modcrop, psnr, shave, ssim
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -78,6 +78,83 @@ def evaluate_sr(
         base = imresize(lr, scale)
         scores.append(_score(name, out, base, hr, scale))
     return scores
+
+
+def evaluate_video_sr(
+    clips: Sequence[tuple[str, list[np.ndarray]]],
+    scale: int,
+    predict: Predictor,
+    degrade: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+) -> list[Score]:
+    """Per-frame Y-PSNR/SSIM of `predict` on whole clips: each frame's LR is MATLAB-bicubic(HR), then
+    `degrade` damages the LR clip as a sequence (H.264 inter-predicts it), model and bicubic see the same
+    damaged frames and are scored against the clean HR, shaved by `scale`. Scores are per frame
+    ("clip#index"), so their mean is the mean over all frames of all clips."""
+    scores = []
+    for name, frames in clips:
+        hrs = [modcrop(f, scale) for f in frames]
+        lrs = [imresize(hr, 1 / scale) for hr in hrs]
+        if degrade is not None:
+            lrs = degrade(lrs)
+        for k, (hr, lr) in enumerate(zip(hrs, lrs, strict=True)):
+            scores.append(_score(f"{name}#{k}", predict(lr), imresize(lr, scale), hr, scale))
+    return scores
+
+
+@dataclass(frozen=True)
+class SrSet:
+    """An SR evaluation set: a folder of images, or of clips (Vid4), each clip scored frame by frame."""
+
+    images: list[tuple[str, np.ndarray]]
+    clips: list[tuple[str, list[np.ndarray]]]
+
+    @classmethod
+    def load(cls, folder: Path) -> SrSet:
+        """The clips of `folder` if it has any, else its images."""
+        clips = load_eval_clips(folder)
+        return cls([], clips) if clips else cls(load_eval_images(folder), [])
+
+    def scores(self, scale: int, predict: Predictor, damage: Damage) -> list[Score]:
+        """Model and bicubic on every image (or every frame of every clip) of the set."""
+        if self.clips:
+            return evaluate_video_sr(self.clips, scale, predict, damage.sequence)
+        return evaluate_sr(self.images, scale, predict, damage.apply)
+
+    def lr(self, damage: Damage) -> str:
+        """How the LR was made, for the protocol line."""
+        if not self.clips:
+            return f"MATLAB bicubic LR, {damage.spec}"
+        coded = (
+            ", coded as one x264 stream per clip (preset medium)" if damage.spec.startswith("h264") else ""
+        )
+        return f"MATLAB bicubic LR per frame, {damage.spec}{coded}; mean over all frames"
+
+
+def flicker(
+    images: Sequence[tuple[str, np.ndarray]],
+    scale: int,
+    predict: Predictor,
+    crf: int = 28,
+    frames: int = 50,
+) -> tuple[float, float]:
+    """Temporal instability on a static scene, (model, bicubic): each image's LR (MATLAB bicubic) is held
+    still for `frames` frames (2 s at 25 fps) and coded by x264 at `crf` as one stream, so only the codec
+    changes from frame to frame; the score is the per-pixel standard deviation of Y over time, averaged
+    over the pixels (shaved by `scale`) and over the images. A restorer that amplifies the codec's
+    changing artefacts scores above bicubic."""
+    model_std, base_std = [], []
+    for _name, img in images:
+        lr = imresize(modcrop(_as_rgb(img), scale), 1 / scale)
+        coded = h264_sequence([lr] * frames, crf)
+        for out, stds in ((map(predict, coded), model_std), ((imresize(f, scale) for f in coded), base_std)):
+            ys = np.stack([shave(luma(o).astype(np.float64), scale) for o in out])
+            stds.append(float(ys.std(axis=0).mean()))
+    return float(np.mean(model_std)), float(np.mean(base_std))
+
+
+def load_eval_clips(folder: Path) -> list[tuple[str, list[np.ndarray]]]:
+    """(name, frames) for every clip in `folder` (Vid4: calendar, city, foliage, walk)."""
+    return [(p.stem, read_clip(p)) for p in clip_files(folder)]
 
 
 def evaluate_denoise(

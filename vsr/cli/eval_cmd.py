@@ -12,6 +12,7 @@ from rich.table import Table
 
 import vsr.api
 from vsr.cli import app, choices
+from vsr.errors import UsageError
 
 
 @app.command("eval")
@@ -35,10 +36,29 @@ def eval_command(
         choices.Precision | None, typer.Option(help="Precision to score (default: the backend's own).")
     ] = None,
     threads: Annotated[int, typer.Option(min=0, help="Inference threads; 0 = one per core.")] = 0,
+    flicker: Annotated[
+        bool,
+        typer.Option(help="Score flicker on stills held 2 s and coded by x264 (--degrade h264:crf=N, 28)."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Score models against bicubic on the published protocol (Y, MATLAB bicubic LR, optionally damaged by a
     codec or noise first), side by side; or one model per image, a denoiser against its degraded input."""
+    if flicker:
+        crf = 28 if degrade == "clean" else _crf(degrade)
+        runtime = {"backend": str(choices.value(backend)), "precision": choices.value(precision)}
+        models = [model] if model else None
+        result = vsr.api.stability(data, scale=scale or 2, crf=crf, models=models, threads=threads, **runtime)
+        if as_json:
+            print(json.dumps(result.to_dict(), indent=2))
+            return
+        table = Table(title=f"{data.name}: {result.protocol}")
+        for column in ("model", "flicker (Y std)", "× bicubic"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for name, m in result.means.items():
+            table.add_row(name, f"{m['flicker']:.4f}", f"{m.get('vs_bicubic', 1.0):.3f}")
+        Console().print(table)
+        return
     if model is None:
         comparison = vsr.api.compare(
             data,
@@ -88,3 +108,10 @@ def eval_command(
 
 def _cells(psnr: float, ssim: float, base_psnr: float, base_ssim: float) -> list[str]:
     return [f"{psnr:.2f}", f"{ssim:.4f}", f"{base_psnr:.2f}", f"{base_ssim:.4f}"]
+
+
+def _crf(degrade: str) -> int:
+    kind, _, value = degrade.partition(":crf=")
+    if kind != "h264" or not value.isdigit():
+        raise UsageError("--flicker codes the stills with x264: give --degrade h264:crf=N or leave it")
+    return int(value)
