@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -44,39 +45,22 @@ def eval_command(
 ) -> None:
     """Score models against bicubic on the published protocol (Y, MATLAB bicubic LR, optionally damaged by a
     codec or noise first), side by side; or one model per image, a denoiser against its degraded input."""
+    runtime = {
+        "backend": str(choices.value(backend)),
+        "precision": choices.value(precision),
+        "threads": threads,
+    }
     if flicker:
         crf = 28 if degrade == "clean" else _crf(degrade)
-        runtime = {"backend": str(choices.value(backend)), "precision": choices.value(precision)}
         models = [model] if model else None
-        result = vsr.api.stability(data, scale=scale or 2, crf=crf, models=models, threads=threads, **runtime)
-        if as_json:
-            print(json.dumps(result.to_dict(), indent=2))
-            return
-        table = Table(title=f"{data.name}: {result.protocol}")
-        for column in ("model", "flicker (Y std)", "× bicubic"):
-            table.add_column(column, justify="left" if column == "model" else "right")
-        for name, m in result.means.items():
-            table.add_row(name, f"{m['flicker']:.4f}", f"{m.get('vs_bicubic', 1.0):.3f}")
-        Console().print(table)
+        steady = vsr.api.stability(data, scale=scale or 2, crf=crf, models=models, **runtime)
+        cells = lambda m: [f"{m['flicker']:.4f}", f"{m.get('vs_bicubic', 1.0):.3f}"]  # noqa: E731
+        _side_by_side(steady, data, ("flicker (Y std)", "× bicubic"), cells, as_json)
         return
     if model is None:
-        comparison = vsr.api.compare(
-            data,
-            scale=scale or 2,
-            degrade=degrade,
-            backend=str(choices.value(backend)),
-            precision=choices.value(precision),
-            threads=threads,
-        )
-        if as_json:
-            print(json.dumps(comparison.to_dict(), indent=2))
-            return
-        table = Table(title=f"{data.name}: {comparison.protocol}")
-        for column in ("model", "PSNR", "SSIM"):
-            table.add_column(column, justify="left" if column == "model" else "right")
-        for name, m in comparison.means.items():
-            table.add_row(name, f"{m['psnr']:.2f}", f"{m['ssim']:.4f}")
-        Console().print(table)
+        comparison = vsr.api.compare(data, scale=scale or 2, degrade=degrade, **runtime)
+        cells = lambda m: [f"{m['psnr']:.2f}", f"{m['ssim']:.4f}"]  # noqa: E731
+        _side_by_side(comparison, data, ("PSNR", "SSIM"), cells, as_json)
         return
     result = vsr.api.evaluate(
         model,
@@ -87,9 +71,7 @@ def eval_command(
         jpeg_quality=jpeg_quality,
         h264_crf=h264_crf,
         degrade=degrade,
-        backend=str(choices.value(backend)),
-        precision=choices.value(precision),
-        threads=threads,
+        **runtime,  # type: ignore[arg-type]
     )
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -115,3 +97,22 @@ def _crf(degrade: str) -> int:
     if kind != "h264" or not value.isdigit():
         raise UsageError("--flicker codes the stills with x264: give --degrade h264:crf=N or leave it")
     return int(value)
+
+
+def _side_by_side(
+    result: vsr.api.Comparison,
+    data: Path,
+    columns: tuple[str, ...],
+    cells: Callable[[dict[str, float]], list[str]],
+    as_json: bool,
+) -> None:
+    """A row per model (bicubic first), or the JSON record."""
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    table = Table(title=f"{data.name}: {result.protocol}")
+    for column in ("model", *columns):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, m in result.means.items():
+        table.add_row(name, *cells(m))
+    Console().print(table)

@@ -15,7 +15,7 @@ from vsr.errors import UsageError
 
 @app.command("export")
 def export_command(
-    model: Annotated[str, typer.Option(help="Registered model name; with --precisions-only, or 'all'.")],
+    model: Annotated[str, typer.Option(help="Registered model name; with --remeasure, or 'all'.")],
     run: Annotated[
         Path | None, typer.Option(exists=True, file_okay=False, help="Run folder of `vsr train`.")
     ] = None,
@@ -30,22 +30,23 @@ def export_command(
     recipe: Annotated[
         str, typer.Option(help="Where the run's recipe is written down.")
     ] = "recipes/train_gpu.sh",
-    precisions_only: Annotated[
-        bool, typer.Option(help="Only re-measure shipped models' PSNR per CPU runtime and precision.")
+    remeasure: Annotated[
+        bool,
+        typer.Option(help="Only re-measure shipped models: PSNR per CPU precision and on compressed LR."),
     ] = False,
 ) -> None:
     """Export weights and ONNX into ENGINES and record params, GFLOPs, recipe and measured quality (also per
     CPU runtime and precision: ONNX Runtime fp32, OpenVINO fp32 and bf16)."""
     try:
-        from vsr.train.release import record_precisions, ship
+        from vsr.train import release
     except ImportError as exc:
         raise UsageError(f"export needs the train extra (pip install 'vsr[train]'): {exc}") from None
-    if precisions_only:
+    if remeasure:
         names = list(vsr.api.models()) if model == "all" else [model]
-        typer.echo(json.dumps(record_precisions(names, engines, data), indent=1))
+        typer.echo(json.dumps(release.remeasure(names, engines, data), indent=1))
         return
     if run is None:
         raise UsageError("--run is needed to export a training run")
     engines.mkdir(parents=True, exist_ok=True)
-    entry = ship(model, run, engines, data, trained_on=trained_on, recipe=recipe)
+    entry = release.ship(model, run, engines, data, trained_on=trained_on, recipe=recipe)
     typer.echo(json.dumps({model: entry}, indent=1, ensure_ascii=False))

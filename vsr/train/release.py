@@ -16,7 +16,7 @@ from torch import nn
 from vsr.backends.options import BackendOptions, OpenVinoOptions, OrtOptions
 from vsr.backends.ort_backend import OrtBackend
 from vsr.backends.select import installed, open_backend
-from vsr.degradations import noise_degrade
+from vsr.degradations import Damage, noise_degrade
 from vsr.errors import BackendUnavailableError
 from vsr.evaluate import (
     Score,
@@ -167,14 +167,43 @@ def measure_precisions(model: ShippedModel, data_root: Path) -> dict[str, dict[s
     return results
 
 
-def record_precisions(names: list[str], root: Path, data_root: Path) -> dict[str, Any]:
-    """Measure the CPU precisions of shipped models and write them into their manifest entries."""
+DAMAGE_LEVELS = ("h264:crf=23", "h264:crf=28", "h264:crf=33")  # the compressed protocol of #14, intra
+
+
+def measure_damaged(model: ShippedModel, data_root: Path) -> dict[str, dict[str, float]]:
+    """An upscaler's Set5 Y-PSNR when the LR was compressed first (ONNX Runtime fp32), beside bicubic on
+    the same damaged LR, per level of DAMAGE_LEVELS."""
+    images = load_eval_images(data_root / "sr-eval" / "Set5")
+    with OrtBackend(model.onnx, scale=model.spec.scale) as backend:
+        results = {}
+        for level in DAMAGE_LEVELS:
+            scores = evaluate_sr(
+                images, model.spec.scale, lambda x: backend.run(x[None])[0], Damage.parse(level).apply
+            )
+            mean = mean_scores(scores)
+            results[level] = {
+                "psnr": round(mean["psnr"], 4),
+                "baseline_psnr": round(mean["baseline_psnr"], 4),
+            }
+    return results
+
+
+def remeasure(names: list[str], root: Path, data_root: Path) -> dict[str, Any]:
+    """Measure shipped models' PSNR per CPU runtime and precision and, for upscalers, on compressed LR,
+    and write both into their manifest entries."""
     manifest_path = root / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     for name in names:
-        manifest["models"][name]["cpu_precisions"] = measure_precisions(shipped_model(name, root), data_root)
+        model, entry = shipped_model(name, root), manifest["models"][name]
+        entry["cpu_precisions"] = measure_precisions(model, data_root)
+        if model.spec.task == "sr":
+            entry["damaged_set5"] = measure_damaged(model, data_root)
     atomic_write(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    return {name: manifest["models"][name]["cpu_precisions"] for name in names}
+    keys = ("cpu_precisions", "damaged_set5")
+    return {
+        name: {k: manifest["models"][name][k] for k in keys if k in manifest["models"][name]}
+        for name in names
+    }
 
 
 def ship(
@@ -218,5 +247,5 @@ def ship(
     manifest["models"][name] = entry
     manifest["models"] = dict(sorted(manifest["models"].items()))
     atomic_write(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    record_precisions([name], root, data_root)
+    remeasure([name], root, data_root)
     return json.loads(manifest_path.read_text())["models"][name]
