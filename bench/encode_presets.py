@@ -77,8 +77,9 @@ def main() -> None:
         t0 = time.perf_counter()
         source = [item.pixels for item in reader if isinstance(item, Frame)][: args.frames]
         decode = len(source) / (time.perf_counter() - t0)  # the whole file decoded, RGB conversion included
-    models = {name: model_fps(name, source, args.rounds)[0] for name in MODELS}
-    upscaled = model_fps("espcn-x2", source, 1)[1]
+    measured = {name: model_fps(name, source, args.rounds) for name in MODELS}
+    models = {name: fps for name, (fps, _frames) in measured.items()}
+    upscaled = measured["espcn-x2"][1]  # what the encoder is fed
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for preset in PRESETS:

@@ -67,6 +67,7 @@ class OpenVinoBackend(Backend):
         self.scale, self.channels = model.spec.scale, model.spec.channels
         self._threads = options.threads or len(os.sched_getaffinity(0))
         self._workers = options.workers or DEFAULT_WORKERS
+        self._auto = options.precision == "auto"  # then deep sources get their own precision
         precision, self.reason = resolve_precision(options.precision, self._core)
         if precision == "bf16" and not bf16_capable(self._core):
             raise UsageError("this CPU has no native bf16 (AMX or AVX-512-BF16); use fp32")
@@ -78,14 +79,12 @@ class OpenVinoBackend(Backend):
         self._lock = threading.Lock()
         self._requests_for(UINT8, 64, 64)  # fail now, not on the first frame, if the graph does not load
         auto = {"bf16": "bf16, fp32 for sources deeper than 8 bits", "fp32": "fp32, as the CPU has no bf16"}
-        described = f"auto: {auto[precision]}" if self.reason.startswith("auto") else precision
+        described = f"auto: {auto[precision]}" if self._auto else precision
         workers = f"{self._workers} worker{'s' if self._workers > 1 else ''}"
         self.name = f"openvino {ov.get_version().split('-')[0]} (CPU, {described}, {workers})"
 
     def _precision_for(self, dtype: np.dtype) -> str:
-        if self.reason.startswith("auto"):
-            return resolve_precision("auto", self._core, dtype)[0]
-        return self.precision
+        return resolve_precision("auto", self._core, dtype)[0] if self._auto else self.precision
 
     def _requests_for(self, dtype: np.dtype, height: int, width: int) -> list[Any]:
         key = (dtype, height, width)

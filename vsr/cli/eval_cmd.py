@@ -54,13 +54,11 @@ def eval_command(
         crf = 28 if degrade == "clean" else _crf(degrade)
         models = [model] if model else None
         steady = vsr.api.stability(data, scale=scale or 2, crf=crf, models=models, **runtime)
-        cells = lambda m: [f"{m['flicker']:.4f}", f"{m.get('vs_bicubic', 1.0):.3f}"]  # noqa: E731
-        _side_by_side(steady, data, ("flicker (Y std)", "× bicubic"), cells, as_json)
+        _side_by_side(steady, data, ("flicker (Y std)", "× bicubic"), _flicker_cells, as_json)
         return
     if model is None:
         comparison = vsr.api.compare(data, scale=scale or 2, degrade=degrade, **runtime)
-        cells = lambda m: [f"{m['psnr']:.2f}", f"{m['ssim']:.4f}"]  # noqa: E731
-        _side_by_side(comparison, data, ("PSNR", "SSIM"), cells, as_json)
+        _side_by_side(comparison, data, ("PSNR", "SSIM"), _quality_cells, as_json)
         return
     result = vsr.api.evaluate(
         model,
@@ -97,6 +95,14 @@ def _crf(degrade: str) -> int:
     if kind != "h264" or not value.isdigit():
         raise UsageError("--flicker codes the stills with x264: give --degrade h264:crf=N or leave it")
     return int(value)
+
+
+def _quality_cells(m: dict[str, float]) -> list[str]:
+    return [f"{m['psnr']:.2f}", f"{m['ssim']:.4f}"]
+
+
+def _flicker_cells(m: dict[str, float]) -> list[str]:
+    return [f"{m['flicker']:.4f}", f"{m.get('vs_bicubic', 1.0):.3f}"]
 
 
 def _side_by_side(

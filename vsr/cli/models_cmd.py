@@ -63,7 +63,7 @@ def _sr_table(models: dict[str, dict]) -> Table:
 
 def _damaged_table(models: dict[str, dict]) -> Table:
     """Set5 with the LR coded by intra x264 first: what each upscaler gains on bicubic on the same LR."""
-    levels = [lv for lv in next(iter(models.values()))["damaged_set5"]]
+    levels = list(next(iter(models.values()))["damaged_set5"])
     table = _table(
         "super-resolution on compressed LR: Set5 Y-PSNR dB, gain on bicubic",
         ["name", *(lv.replace("h264:crf=", "x264 CRF ") for lv in levels)],
