@@ -27,7 +27,9 @@ def test_upscale_returns_a_result_reports_progress_and_prints_nothing(
     )
     assert result.frames == len(vfr_mkv.pts) and result.fps > 0
     assert result.output_size == (2 * vfr_mkv.width, 2 * vfr_mkv.height)
-    assert result.model == "espcn-x2" and result.backend_reason.startswith("auto:")
+    # The default model is auto: it measured the source and ran the chain it names.
+    assert result.auto is not None and result.model == result.auto["chain"]
+    assert result.backend_reason.startswith("auto:")
     assert seen and seen[-1] == result.frames and seen == sorted(seen)
     assert capsys.readouterr() == ("", "")  # the library never prints
 

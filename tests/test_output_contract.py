@@ -125,7 +125,11 @@ def test_rgb_outputs_are_tagged_rgb_and_keep_the_models_colours(
     out = tmp_path / f"rgb{suffix}"
     crf = 0 if codec == "libx264rgb" else None  # lossless, so the colours can be compared
     vsr.upscale(
-        tiny, out, backend="onnxruntime", encode=vsr.EncodeSettings(codec=codec, pix_fmt=pix_fmt, crf=crf)
+        tiny,
+        out,
+        model="espcn-x2",
+        backend="onnxruntime",
+        encode=vsr.EncodeSettings(codec=codec, pix_fmt=pix_fmt, crf=crf),
     )
     with av.open(str(tiny)) as c:
         source = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])

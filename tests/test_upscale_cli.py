@@ -65,7 +65,8 @@ def test_json_summary(vfr_mkv: mf.Clip, tmp_path: Path, capsys: pytest.CaptureFi
     result = json.loads(capsys.readouterr().out)
     assert result["frames"] == len(vfr_mkv.pts)
     assert result["output_size"] == [2 * vfr_mkv.width, 2 * vfr_mkv.height]
-    assert result["model"] == "espcn-x2"
+    assert result["model"] == result["auto"]["chain"]  # the default, auto, says what it ran and why
+    assert result["auto"]["measured"]["codec"] == "h264" and result["auto"]["reason"]
     # mp4 cannot hold the srt subtitle: dropped with a warning, never fatal.
     assert any("subtitle" in w or "srt" in w for w in result["warnings"])
 

@@ -6,7 +6,16 @@
 Importing vsr pulls in nothing heavy: torch and TensorRT are imported lazily by the code that needs them.
 """
 
-from vsr.api import FolderResult, Upscaler, load_model, probe, upscale, upscale_folder
+from vsr.api import (
+    AutoDecision,
+    FolderResult,
+    Upscaler,
+    choose_model,
+    load_model,
+    probe,
+    upscale,
+    upscale_folder,
+)
 from vsr.backends.options import OpenVinoOptions, OrtOptions, TensorRTOptions, TorchOptions
 from vsr.errors import BackendUnavailableError, BadInputError, ModelError, StalledError, UsageError, VsrError
 from vsr.media import EncodeSettings, MediaInfo
@@ -16,6 +25,7 @@ from vsr.pipeline.folder import FileOutcome
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoDecision",
     "BackendUnavailableError",
     "BadInputError",
     "EncodeSettings",
@@ -33,6 +43,7 @@ __all__ = [
     "Upscaler",
     "UsageError",
     "VsrError",
+    "choose_model",
     "load_model",
     "probe",
     "upscale",

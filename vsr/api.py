@@ -38,10 +38,12 @@ from vsr.evaluate import (
 )
 from vsr.media import EncodeSettings, MediaInfo, VideoReader
 from vsr.media import probe as _probe
+from vsr.media.assess import SourceDamage, assess
 from vsr.media.deinterlace import DeinterlaceMode
 from vsr.media.geometry import FIT_MODES, TargetSize, place
 from vsr.media.profiles import MATRICES, PROFILES, OutputProfile
-from vsr.models.artefacts import ShippedModel, shipped_model, shipped_models
+from vsr.models import auto
+from vsr.models.artefacts import ShippedModel, load_manifest, shipped_model, shipped_models
 from vsr.models.registry import Degradation
 from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
 from vsr.pipeline.folder import STATUS_FILE, FileOutcome, plan, run_folder
@@ -57,13 +59,16 @@ DEINTERLACE_MODES: tuple[str, ...] = get_args(DeinterlaceMode)
 DENOISE_LEVEL_KEYS: tuple[str, ...] = tuple(level.key for level in DENOISE_LEVELS)
 DEGRADATION_NAMES: tuple[str, ...] = get_args(Degradation)
 
-# The default model per scale: the fastest shipped one, so a CPU-only machine gets a usable speed. ×8 is a
+# The model per scale where there is no file to measure (`load_model` without a name) or no calibration for
+# `auto`: the fastest shipped one, so a CPU-only machine gets a usable speed. ×8 is a
 # cascade ("A+B" runs A, then B): compact-x4 then espcn-x2 scores 26.09 dB on Set5 ×8 against bicubic's
 # 24.39, within 0.02 dB of compact-x4 then compact-x2 at a fifth of the compute (README, "×8").
 DEFAULT_MODELS = {2: "espcn-x2", 3: "espcn-x3", 4: "compact-x4", 8: "compact-x4+espcn-x2"}
 FIT_NAMES: tuple[str, ...] = FIT_MODES
+AUTO = "auto"  # the model name that measures the source and picks the chain (`upscale`'s default)
 CPU_BATCH = 2
 Log = Callable[[str], None]
+ProgressCallback = Callable[[Progress], None]
 
 
 def _quiet(_message: str) -> None:
@@ -73,6 +78,8 @@ def _quiet(_message: str) -> None:
 def _chain(model: str | None, scale: int | None, denoise: str | None) -> list[ShippedModel]:
     """The shipped models to run, in order: the denoiser (if any), then the upscaler or a cascade of them
     ("compact-x4+espcn-x2")."""
+    if model == AUTO:
+        raise UsageError("auto measures a video file before it chooses: name a model here")
     if model is None:
         scale = scale or 2
         if scale not in DEFAULT_MODELS:
@@ -90,6 +97,76 @@ def _chain(model: str | None, scale: int | None, denoise: str | None) -> list[Sh
     if denoiser.spec.task != "denoise":
         raise UsageError(f"--denoise takes a denoiser; {denoise} is a {denoiser.spec.task} model")
     return [denoiser, *upscalers]
+
+
+@dataclass(frozen=True)
+class AutoDecision:
+    """What `--model auto` measured on a source and the chain it picked, with the reason in words."""
+
+    scale: int
+    model: str
+    denoise: str | None
+    measured: SourceDamage
+    level: str  # the calibrated level matched ("h264:crf=28 on clips"), "" when none was
+    reason: str
+
+    @property
+    def chain(self) -> str:
+        """ "dncnn-color → compact-x2"."""
+        return " → ".join([*([self.denoise] if self.denoise else []), self.model])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "chain": self.chain, "summary": self.describe()}
+
+    def describe(self) -> str:
+        """The line the CLI prints: what was measured, what was chosen, why."""
+        return f"auto: {self.measured.describe()} → {self.chain} ({self.reason})"
+
+
+def choose_model(
+    input: str | Path, *, scale: int = 2, denoise: str | None = None, measured: SourceDamage | None = None
+) -> AutoDecision:
+    """Measure `input` (quantiser, noise, bits per pixel on a few windows of frames; or take `measured`,
+    an earlier decision's) and pick the shipped chain that the manifest's calibration found best for
+    sources so damaged, at `scale` (see vsr.models.auto). Without a calibration for `scale` it falls back
+    to the default model, and says so."""
+    if scale not in DEFAULT_MODELS:
+        raise UsageError(f"no model for scale {scale}; choose one of {sorted(DEFAULT_MODELS)}")
+    measured = measured or assess(Path(input))
+    models = shipped_models()
+    try:
+        pick = auto.choose(
+            auto_calibration(), scale, models, qp=measured.qp, qp_scale=measured.qp_scale,
+            intra=measured.intra, noise=measured.noise, denoise=denoise,
+        )  # fmt: skip
+    except ModelError as error:
+        reason = f"{error}; the ×{scale} default instead"
+        return AutoDecision(scale, DEFAULT_MODELS[scale], denoise, measured, "", reason)
+    candidate = pick.candidate
+    return AutoDecision(scale, candidate.model, candidate.denoise, measured, pick.level, pick.reason)
+
+
+def auto_table() -> dict[int, list[dict[str, Any]]]:
+    """Per scale, the calibrated levels with the chain auto runs there ("auto") and the best ("best")."""
+    models, table = shipped_models(), {}
+    for scale in auto_calibration().get("scales", {}):
+        levels = auto.levels(auto_calibration(), int(scale))
+        table[int(scale)] = [
+            {
+                **asdict(lv),
+                "level": lv.label,
+                "auto": lv.best(models).label,
+                "best": max(lv.psnr, key=lv.psnr.__getitem__),
+            }
+            for lv in levels
+        ]
+    return table
+
+
+def auto_calibration() -> dict[str, Any]:
+    """The manifest's calibration of `--model auto`: per scale, the levels of damage with what was
+    measured there and every candidate chain's Y-PSNR (see vsr.models.auto)."""
+    return load_manifest().get("auto", {})
 
 
 class Upscaler:
@@ -336,8 +413,11 @@ def upscale(
     """Upscale (and, with `denoise`, first restore) one video file into `output`, keeping every other
     stream, every timestamp and the colour tags. The output appears only when complete.
 
-    model/scale/denoise/backend/precision/threads/torch_compile/cuda_graphs choose the chain as
-    `load_model` does. batch: frames per inference call (default 2 on the CPU, from free memory on CUDA);
+    model: a shipped model or cascade, or "auto" (the default, also None): measure the input and run the
+    chain calibrated best for sources so damaged (`choose_model`; the result's `auto` says what and why),
+    with `denoise` it only picks among chains that start with that denoiser.
+    scale/denoise/backend/precision/threads/torch_compile/cuda_graphs choose the chain as `load_model`
+    does. batch: frames per inference call (default 2 on the CPU, from free memory on CUDA);
     tile: tile side in input pixels for large frames; encode: the encoder request (default H.264 CRF 18 in
     the input's chroma family); deinterlace: "auto" (interlaced sources), "on" or "off", with field_rate for
     one frame per field; square_pixels resamples anamorphic sources; size ("1920x1080"), width and/or
@@ -360,11 +440,16 @@ def upscale(
         stall_timeout=stall_timeout,
         target=_target(size, width, height, fit),
     )
-    if job.target is not None and model is None and scale is None and Path(input).is_file():
+    measure = model in (None, AUTO)
+    if job.target is not None and measure and scale is None and Path(input).is_file():
         scale = _scale_for(Path(input), job.target)
-    factor = math.prod(m.spec.scale for m in _chain(model, scale, denoise))
+    factor = math.prod(m.spec.scale for m in _chain(None if measure else model, scale, denoise))
     request = job.request(Path(input), Path(output), factor)  # checked before any model loads
     _check_batch(batch, backend)
+    decision = None
+    if measure:
+        decision = choose_model(input, scale=factor, denoise=denoise)
+        model, denoise = decision.model, decision.denoise
     with load_model(
         model,
         scale=scale,
@@ -377,7 +462,8 @@ def upscale(
         log=log,
     ) as upscaler:
         _check_target(job.target, upscaler.choice)
-        return _Runner(upscaler, job, on_progress, log)(request)
+        result = _Runner(upscaler, job, on_progress, log)(request)
+    return replace(result, auto=decision.to_dict() if decision else None)
 
 
 def _check_target(target: TargetSize | None, choice: Choice) -> None:
@@ -430,17 +516,62 @@ def upscale_folder(
     job = _Job(**job_options, target=target)
     chain = {k: v for k, v in upscale_options.items() if k in _CHAIN_KEYS}
     model = upscale_options.get("model")
-    if target is not None and model is None and chain.get("scale") is None:
+    measure = model in (None, AUTO)
+    if target is not None and measure and chain.get("scale") is None:
         raise UsageError("a folder's files differ in size: give --scale or --model with a target size")
-    factor = math.prod(m.spec.scale for m in _chain(model, chain.get("scale"), chain.get("denoise")))
+    named = None if measure else model
+    factor = math.prod(m.spec.scale for m in _chain(named, chain.get("scale"), chain.get("denoise")))
     requests = [job.request(src, dst, factor) for src, dst in plan(indir, outdir, ext)]
     _check_batch(job.batch, chain.get("backend", "auto"))
-    log = chain.get("log", _quiet)
-    with load_model(model, **chain) as upscaler:
-        _check_target(job.target, upscaler.choice)
-        runner = _Runner(upscaler, job, upscale_options.get("on_progress"), log)
+    with _PerFile(job, chain, upscale_options.get("on_progress"), None if measure else model) as runner:
         outcomes = run_folder(requests, runner, outdir / STATUS_FILE, on_file=on_file)
-    return FolderResult(tuple(outcomes), outdir / STATUS_FILE, upscaler.name, upscaler.choice.reason)
+        name = runner.name or AUTO
+        return FolderResult(tuple(outcomes), outdir / STATUS_FILE, name, runner.reason)
+
+
+class _PerFile:
+    """Runs a folder's requests: with one named chain, loaded once; with auto, each file measured and run
+    with its chain, each chain loaded on first use and kept for the files after."""
+
+    def __init__(
+        self,
+        job: _Job,
+        chain: dict[str, Any],
+        on_progress: Callable[[Progress], None] | None,
+        model: str | None,
+    ) -> None:
+        self.job, self.chain, self.on_progress, self.model = job, chain, on_progress, model
+        self.log: Log = chain.get("log", _quiet)
+        self.runners: dict[str, _Runner] = {}
+        self.stack = contextlib.ExitStack()
+        self.name, self.reason = model or "", ""
+
+    def _runner(self, model: str, denoise: str | None) -> _Runner:
+        key = f"{denoise}/{model}"
+        if key not in self.runners:
+            upscaler = self.stack.enter_context(load_model(model, **{**self.chain, "denoise": denoise}))
+            _check_target(self.job.target, upscaler.choice)
+            self.runners[key] = _Runner(upscaler, self.job, self.on_progress, self.log)
+            self.reason = upscaler.choice.reason
+            if self.model is not None:
+                self.name = upscaler.name
+        return self.runners[key]
+
+    def __enter__(self) -> _PerFile:
+        if self.model is not None:  # a named chain loads (and fails) before any file is touched
+            self._runner(self.model, self.chain.get("denoise"))
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stack.close()
+
+    def __call__(self, request: UpscaleRequest) -> JobResult:
+        if self.model is not None:
+            return self._runner(self.model, self.chain.get("denoise"))(request)
+        decision = choose_model(request.input, scale=request.scale, denoise=self.chain.get("denoise"))
+        self.log(f"{request.input.name}: {decision.describe()}")
+        result = self._runner(decision.model, decision.denoise)(request)
+        return replace(result, auto=decision.to_dict())
 
 
 _TARGET_KEYS = ("size", "width", "height")

@@ -39,28 +39,44 @@ def h264(img: np.ndarray, crf: int) -> np.ndarray:
     return h264_sequence([img], crf)[0]
 
 
+# The x264 settings of the compressed protocol (the CRF is the level).
+H264_OPTIONS = {"preset": "medium", "tune": "psnr"}
+
+
 def h264_sequence(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
     """Round-trip a sequence of RGB uint8 frames through libx264 at `crf` (preset medium, tune psnr, its
     default GOP with B-frames, 4:2:0, BT.601 limited range): after the first, frames are inter-predicted,
     as in any real file."""
     h, w = frames[0].shape[:2]
-    ctx = av.CodecContext.create("libx264", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = w + w % 2, h + h % 2, "yuv420p"  # 4:2:0 needs even sizes
-    ctx.time_base = Fraction(1, 25)
-    ctx.options = {"crf": str(crf), "preset": "medium", "tune": "psnr"}
-    packets = []
-    for i, img in enumerate(frames):
-        even = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24").reformat(
-            format="yuv420p"
-        )
-        frame.pts = i
-        packets += ctx.encode(frame)
-    packets += ctx.encode(None)
-    decoder = av.CodecContext.create("h264", "r")
-    decoded = [f for p in packets for f in decoder.decode(p)] + decoder.decode(None)
-    decoded.sort(key=lambda f: f.pts)
-    return [np.ascontiguousarray(f.to_ndarray(format="rgb24")[:h, :w]) for f in decoded]
+    coded = coded_clip(frames, "libx264", {**H264_OPTIONS, "crf": str(crf)})
+    return [f[:h, :w] for f in decode_clip(coded)]
+
+
+def coded_clip(
+    frames: list[np.ndarray], codec: str, options: dict[str, str], pix_fmt: str = "yuv420p"
+) -> bytes:
+    """RGB uint8 frames coded by `codec` (in `pix_fmt`, 25 fps) into a Matroska file in memory: the very
+    file a user would have, so the source assessment of `--model auto` can be calibrated on it."""
+    h, w = frames[0].shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, pix_fmt  # 4:2:0 wants even sizes
+        stream.time_base = Fraction(1, 25)
+        stream.options = options
+        for i, img in enumerate(frames):
+            even = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame.reformat(format=pix_fmt)))
+        container.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def decode_clip(data: bytes) -> list[np.ndarray]:
+    """Every frame of a coded clip as RGB uint8, in presentation order (still at the coded, even size)."""
+    with av.open(io.BytesIO(data)) as container:
+        return [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
 
 
 def jpeg_degrade(quality: int) -> Callable[[np.ndarray, int], np.ndarray]:

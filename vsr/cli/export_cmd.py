@@ -34,6 +34,20 @@ def export_command(
         bool,
         typer.Option(help="Only re-measure shipped models: PSNR per CPU precision and on compressed LR."),
     ] = False,
+    calibrate_auto: Annotated[
+        bool,
+        typer.Option(
+            help="Only re-run the calibration of --model auto (with --model all): every candidate chain at "
+            "every level of damage, written into the manifest."
+        ),
+    ] = False,
+    damage_only: Annotated[
+        bool,
+        typer.Option(
+            help="With --calibrate-auto: re-measure only the sources' damage (after a change to how "
+            "vsr.media.assess measures), keeping every chain's recorded PSNR."
+        ),
+    ] = False,
 ) -> None:
     """Export weights and ONNX into ENGINES and record params, GFLOPs, recipe and measured quality (also per
     CPU runtime and precision: ONNX Runtime fp32, OpenVINO fp32 and bf16)."""
@@ -41,6 +55,16 @@ def export_command(
         from vsr.train import release
     except ImportError as exc:
         raise UsageError(f"export needs the train extra (pip install 'vsr[train]'): {exc}") from None
+    if calibrate_auto:
+        if model != "all":
+            raise UsageError("--calibrate-auto weighs every shipped chain: use --model all")
+        from vsr.train.calibrate import calibrate
+
+        table = calibrate(engines, data, log=lambda line: typer.echo(line, err=True), damage_only=damage_only)
+        typer.echo(json.dumps(table, indent=1, ensure_ascii=False))
+        return
+    if damage_only:
+        raise UsageError("--damage-only is a mode of --calibrate-auto")
     if remeasure:
         names = list(vsr.api.models()) if model == "all" else [model]
         typer.echo(json.dumps(release.remeasure(names, engines, data), indent=1))

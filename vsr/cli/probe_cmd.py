@@ -23,11 +23,25 @@ def probe_command(
         Path, typer.Argument(metavar="INPUT", help="Media file to describe.", show_default=False)
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    assess: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure the damage (quantiser, noise) on a few keyframes and show the chain "
+            "`--model auto` would run at each scale."
+        ),
+    ] = False,
 ) -> None:
     """Show container, streams, timing, colour, interlacing and rotation of a media file."""
     info = vsr.api.probe(path)
+    decisions = []
+    if assess:
+        measured = vsr.api.choose_model(path).measured
+        decisions = [vsr.api.choose_model(path, scale=s, measured=measured) for s in vsr.api.DEFAULT_MODELS]
     if as_json:
-        print(json.dumps(info.to_dict(), indent=2, ensure_ascii=False))
+        record = info.to_dict()
+        if decisions:
+            record["auto"] = {str(d.scale): d.to_dict() for d in decisions}
+        print(json.dumps(record, indent=2, ensure_ascii=False))
         return
     console = Console()
     console.print(_summary(info))
@@ -37,6 +51,10 @@ def probe_command(
             console.print(_video(stream.index, stream.video))
     for warning in info.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    if decisions:
+        console.print(f"damage: {decisions[0].measured.describe()}")
+        for d in decisions:
+            console.print(f"auto ×{d.scale}: {d.chain} ({d.reason})")
 
 
 def _summary(info: MediaInfo) -> Table:

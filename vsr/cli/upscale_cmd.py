@@ -27,7 +27,11 @@ def upscale_command(
     ],
     output: Annotated[Path, typer.Argument(help="Output file, or the output folder.", show_default=False)],
     model: Annotated[
-        str | None, typer.Option(help="Shipped model (see `vsr models`); default: by --scale.")
+        str | None,
+        typer.Option(
+            help="Shipped model or cascade (see `vsr models`), or auto (the default): measure the source's "
+            "quantiser and noise and run the chain calibrated best for such sources at --scale."
+        ),
     ] = None,
     scale: Annotated[
         int | None, typer.Option(help="Upscale factor; picks the default model for it (2).")
@@ -196,6 +200,8 @@ def _render(r: vsr.JobResult) -> None:
         f"{r.output}: {r.frames} frames {w}x{h} → {ow}x{oh} with {r.model} in {r.seconds:.1f} s "
         f"({r.fps:.2f} fps), {copied}" + (", deinterlaced (bwdif)" if r.deinterlaced else "")
     )
+    if r.auto is not None:
+        print(r.auto["summary"])
     for warning in r.warnings:
         _say(f"warning: {warning}")
     print(f"backend: {r.backend} ({r.backend_reason})")

@@ -119,6 +119,7 @@ class JobResult:
     duration_difference_s: float | None = None
     model: str = ""  # the chain, "dncnn-color → espcn-x2"
     backend_reason: str = ""  # why this backend ran
+    auto: dict[str, Any] | None = None  # with --model auto: what was measured, what was chosen and why
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report of a file (--json, --report, a folder's NAME.vsr.json)."""

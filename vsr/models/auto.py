@@ -1,0 +1,158 @@
+"""`--model auto`: the shipped chain that measured best on sources damaged like this one.
+
+The manifest's "auto" table (written by `vsr export --calibrate-auto`, see vsr.train.calibrate) holds, per
+scale, levels of the protocol (clean, Gaussian noise, x264 at several CRFs): the damage measured on those
+sources exactly as `vsr.media.assess` measures a user's file, and every candidate chain's Y-PSNR there. A
+source is matched to the nearest level, on the quantiser when its codec exposes one calibrated here (the
+damage is then the codec's) and on the noise estimate otherwise; the choice is that level's cheapest
+candidate within TOLERANCE_DB of its best. Nothing here is a guessed threshold: the boundaries between
+choices fall where the measurements put them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vsr.errors import ModelError
+from vsr.models.artefacts import ShippedModel
+
+# Within this many dB of a level's best, the cheaper chain wins: the difference is below what the sets
+# can tell apart, and the default must stay fast on a CPU.
+TOLERANCE_DB = 0.1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A chain auto may pick: an upscaler or cascade ("compact-x4+espcn-x2"), after an optional denoiser."""
+
+    model: str
+    denoise: str | None = None
+
+    @property
+    def label(self) -> str:
+        """ "dncnn-color → compact-x2", as the chain is named everywhere else."""
+        return " → ".join([*([self.denoise] if self.denoise else []), self.model])
+
+    @classmethod
+    def from_label(cls, label: str) -> Candidate:
+        *denoise, model = label.split(" → ")
+        return cls(model, denoise[0] if denoise else None)
+
+    def gflops(self, models: dict[str, ShippedModel]) -> float:
+        """Compute per 1080p input frame: each stage runs at the size its predecessors left."""
+        total, area = 0.0, 1
+        names = [*([self.denoise] if self.denoise else []), *self.model.split("+")]
+        for name in names:
+            entry = models[name].entry
+            total += entry["gflops_1080p"] * area
+            area *= entry["scale"] ** 2
+        return total
+
+
+def candidates(scale: int, default: str, models: dict[str, ShippedModel]) -> list[Candidate]:
+    """Every shipped upscaler of `scale` (or the default cascade, for a scale no single model has), alone
+    and after every shipped denoiser."""
+    upscalers = [n for n, m in models.items() if m.spec.task == "sr" and m.spec.scale == scale]
+    denoisers = [n for n, m in models.items() if m.spec.task == "denoise"]
+    upscalers = upscalers or [default]
+    return [Candidate(u, d) for d in (None, *denoisers) for u in upscalers]
+
+
+@dataclass(frozen=True)
+class Level:
+    """One calibrated level: its damage ("h264:crf=28") on one kind of source ("stills": single images
+    coded alone; "clips": short inter-coded sequences), the damage measured there, and each candidate's
+    mean Y-PSNR (with bicubic's)."""
+
+    name: str
+    source: str
+    qp: float | None
+    qp_scale: str | None
+    intra: bool
+    noise: float
+    psnr: dict[str, float]
+    bicubic: float
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Level:
+        return cls(d["level"], d["source"], d["qp"], d["qp_scale"], d["intra"], d["noise"], d["psnr"],
+                   d["bicubic"])  # fmt: skip
+
+    @property
+    def label(self) -> str:
+        """ "h264:crf=28 on clips"."""
+        return f"{self.name} on {self.source}"
+
+    def best(self, models: dict[str, ShippedModel]) -> Candidate:
+        """The cheapest candidate within TOLERANCE_DB of the best here."""
+        shipped = {k: v for k, v in self.psnr.items() if _ships(Candidate.from_label(k), models)}
+        if not shipped:
+            raise ModelError(f"auto: no candidate of level {self.label} is shipped")
+        top = max(shipped.values())
+        near = [Candidate.from_label(k) for k, v in shipped.items() if v >= top - TOLERANCE_DB]
+        return min(near, key=lambda c: (c.gflops(models), c.label))
+
+
+def _ships(candidate: Candidate, models: dict[str, ShippedModel]) -> bool:
+    names = [*([candidate.denoise] if candidate.denoise else []), *candidate.model.split("+")]
+    return all(n in models for n in names)
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What auto picked and why: the chain, the level it matched, and the sentence the CLI prints."""
+
+    candidate: Candidate
+    level: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.candidate.model, "denoise": self.candidate.denoise, "level": self.level,
+                "reason": self.reason}  # fmt: skip
+
+
+def levels(calibration: dict[str, Any], scale: int) -> list[Level]:
+    """The calibrated levels of `scale`; ModelError when the manifest has none (a package built without
+    running the calibration)."""
+    table = calibration.get("scales", {}).get(str(scale))
+    if not table:
+        raise ModelError(
+            f"auto: the manifest has no calibration for ×{scale}; name a model (--model) or run "
+            "`vsr export --calibrate-auto`"
+        )
+    return [Level.from_dict(d) for d in table]
+
+
+def choose(
+    calibration: dict[str, Any],
+    scale: int,
+    models: dict[str, ShippedModel],
+    *,
+    qp: float | None,
+    qp_scale: str | None,
+    intra: bool,
+    noise: float,
+    denoise: str | None = None,
+) -> AutoChoice:
+    """The chain for a source of measured `qp` (on `qp_scale`; `intra` when every frame measured was
+    intra-coded) and `noise`, at `scale`; with `denoise`, only chains that start with that denoiser."""
+    table = levels(calibration, scale)
+    scaled = [lv for lv in table if qp is not None and lv.qp_scale == qp_scale]
+    if coded := [lv for lv in scaled if lv.intra == intra] or scaled:
+        level = min(coded, key=lambda lv: abs(lv.qp - qp))  # type: ignore[operator]
+        by = f"quantiser {qp:.1f} nearest to {level.label} ({level.qp:.1f})"
+    else:
+        plain = [lv for lv in table if lv.qp_scale is None]
+        level = min(plain, key=lambda lv: abs(lv.noise - noise))
+        why = "no quantiser in the stream" if qp is None else f"no calibration for {qp_scale} quantisers"
+        by = f"{why}; noise σ {noise:.2f} nearest to {level.label} ({level.noise:.2f})"
+    if denoise is not None:
+        kept = {k: v for k, v in level.psnr.items() if Candidate.from_label(k).denoise == denoise}
+        if not kept:
+            raise ModelError(f"auto: no calibrated chain starts with {denoise}; name a model (--model)")
+        level = replace(level, psnr=kept)
+    pick = level.best(models)
+    gain = level.psnr[pick.label] - level.bicubic
+    reason = f"{by}, where {pick.label} measured {gain:+.2f} dB over bicubic"
+    return AutoChoice(pick, level.label, reason)

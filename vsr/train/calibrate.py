@@ -1,0 +1,215 @@
+"""The calibration of `--model auto`: every candidate chain at every level of damage, on real files.
+
+Two kinds of source, each coded into files exactly as a user would have them:
+- stills: each image of Set5 and Set14, downscaled (MATLAB bicubic), damaged and coded alone: lossless
+  FFV1 (RGB) for the clean and noisy levels, one intra x264 frame as the compressed protocol codes it
+  (`vsr.degradations.h264_sequence`) for the others;
+- clips: the first CLIP_FRAMES frames of each Vid4 clip, downscaled per frame and coded as one inter-coded
+  x264 stream (I, P and B frames, with x264's macroblock tree), as the video protocol codes them.
+`vsr.media.assess` measures each file as it measures a user's, and every candidate chain upscales the
+decoded frames, scored in Y-PSNR against the clean HR (shaved by the scale) beside bicubic. The means per
+level go into the manifest's "auto" table.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsr.backends import Backend
+from vsr.backends.options import BackendOptions, OpenVinoOptions, OrtOptions
+from vsr.backends.select import installed, open_backend
+from vsr.degradations import H264_OPTIONS, add_gaussian_noise, coded_clip, decode_clip
+from vsr.evaluate import (
+    Predictor,
+    bicubic_predictor,
+    evaluate_sr,
+    evaluate_video_sr,
+    load_eval_clips,
+    load_eval_images,
+    mean_scores,
+)
+from vsr.files import atomic_write
+from vsr.imresize import imresize
+from vsr.media.assess import assess
+from vsr.metrics import modcrop
+from vsr.models.artefacts import MANIFEST, ShippedModel, shipped_models
+from vsr.models.auto import Candidate, candidates
+
+SETS = ("Set5", "Set14")
+CLIPS = "Vid4"
+CLIP_FRAMES = 8  # an I-frame and its P and B frames: enough to show how x264 spends its bits
+STILL_LEVELS = (
+    "clean",
+    "noise:sigma=5",
+    "noise:sigma=10",
+    "noise:sigma=15",
+    "noise:sigma=25",
+    "h264:crf=0",
+    "h264:crf=18",
+    "h264:crf=23",
+    "h264:crf=28",
+    "h264:crf=33",
+    "h264:crf=38",
+)
+CLIP_LEVELS = ("h264:crf=18", "h264:crf=23", "h264:crf=28", "h264:crf=33", "h264:crf=38")
+LEVELS = (*((lv, "stills") for lv in STILL_LEVELS), *((lv, "clips") for lv in CLIP_LEVELS))
+Clips = list[list[np.ndarray]]
+SCALES = {2: None, 3: None, 4: None, 8: "compact-x4+espcn-x2"}  # a scale without one model: its cascade
+
+
+def source_file(level: str, lrs: list[np.ndarray], index: int) -> bytes:
+    """The file a source damaged to `level` would be: the RGB uint8 frames `lrs` noised (seeded by
+    `index`) or coded."""
+    kind, _, setting = level.partition(":")
+    value = setting.partition("=")[2]
+    if kind == "h264":
+        return coded_clip(lrs, "libx264", {**H264_OPTIONS, "crf": value})
+    if kind == "noise":
+        lrs = [add_gaussian_noise(lr, float(value), index) for lr in lrs]
+    return coded_clip(lrs, "ffv1", {}, pix_fmt="bgr0")
+
+
+def decoded(data: bytes, like: np.ndarray) -> list[np.ndarray]:
+    """The frames of a source file, cut back to the size of `like` (the coded size is even)."""
+    h, w = like.shape[:2]
+    return [f[:h, :w] for f in decode_clip(data)]
+
+
+def _runtime() -> tuple[str, BackendOptions]:
+    # OpenVINO fp32 scores the shipped graphs exactly as ONNX Runtime does (manifest, cpu_precisions), in
+    # half the time.
+    if installed("openvino"):
+        return "openvino fp32", OpenVinoOptions(precision="fp32", cache=False)
+    return "onnxruntime fp32", OrtOptions()
+
+
+def chain_predictor(
+    candidate: Candidate, models: dict[str, ShippedModel], options: BackendOptions
+) -> tuple[Predictor, list[Backend]]:
+    """A predictor running the candidate's models in turn, and the backends to close after."""
+    names = [*([candidate.denoise] if candidate.denoise else []), *candidate.model.split("+")]
+    backends = [open_backend(options, models[n]) for n in names]
+
+    def predict(img: np.ndarray) -> np.ndarray:
+        for backend in backends:
+            img = backend.run(img[None])[0]
+        return img
+
+    return predict, backends
+
+
+def _score(
+    predict: Predictor,
+    scale: int,
+    stills: list[np.ndarray],
+    clips: list[list[np.ndarray]],
+    files: list[bytes],
+) -> float:
+    """Mean Y-PSNR of `predict` over every still, or every frame of every clip, decoded from `files`."""
+    if clips:
+        coded = iter(files)  # evaluate_video_sr damages the clips in order, one file each
+        found = evaluate_video_sr(
+            [(str(k), c) for k, c in enumerate(clips)],
+            scale,
+            predict,
+            lambda lrs: decoded(next(coded), lrs[0]),
+        )
+    else:
+        found = evaluate_sr([("", s) for s in stills], scale, predict, lambda lr, k: decoded(files[k], lr)[0])
+    return round(mean_scores(found)["psnr"], 4)
+
+
+def _files(name: str, source: str, scale: int, stills: list[np.ndarray], clips: Clips) -> list[bytes]:
+    """The source files of one level: one per still, or one per clip."""
+    sources = [[s] for s in stills] if source == "stills" else clips
+    lrs = [[imresize(modcrop(f, scale), 1 / scale) for f in frames] for frames in sources]
+    return [source_file(name, frames, k) for k, frames in enumerate(lrs)]
+
+
+def _damage(files: list[bytes]) -> dict[str, Any]:
+    """The damage columns of a level: its files measured as a user's are."""
+    found = [assess(io.BytesIO(f)) for f in files]
+    qps = [d.qp for d in found if d.qp is not None]
+    return {
+        "qp": round(float(np.mean(qps)), 2) if qps else None,
+        "qp_scale": found[0].qp_scale,
+        "intra": all(d.intra for d in found),
+        "noise": round(float(np.mean([d.noise for d in found])), 3),
+    }
+
+
+def calibrate_scale(
+    scale: int,
+    stills: list[np.ndarray],
+    clips: Clips,
+    models: dict[str, ShippedModel],
+    options: BackendOptions,
+    log: Callable[[str], None] = lambda _m: None,
+) -> list[dict[str, Any]]:
+    """The "auto" rows of one scale: per level, the mean measured damage and every candidate's PSNR."""
+    chains = candidates(scale, SCALES[scale] or "", models)
+    rows = []
+    for name, source in LEVELS:
+        kind = (stills, []) if source == "stills" else ([], clips)
+        files = _files(name, source, scale, stills, clips)
+        row = {"level": name, "source": source, **_damage(files)}
+        row["bicubic"] = _score(bicubic_predictor(scale), scale, *kind, files)
+        row["psnr"] = {}
+        for chain in chains:
+            predict, backends = chain_predictor(chain, models, options)
+            try:
+                row["psnr"][chain.label] = _score(predict, scale, *kind, files)
+            finally:
+                for backend in backends:
+                    backend.close()
+        log(f"×{scale} {name} on {source}: qp {row['qp']} noise {row['noise']} bicubic {row['bicubic']} "
+            f"{row['psnr']}")  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def calibrate(
+    root: Path,
+    data_root: Path,
+    scales: list[int] | None = None,
+    log: Callable[[str], None] = print,
+    *,
+    damage_only: bool = False,
+) -> dict[str, Any]:
+    """Run the calibration for `scales` (default all) and write it into root's manifest as "auto".
+
+    damage_only re-measures only the damage columns of the rows already there (the same files, made
+    again: the stills come out bit for bit, the clips within a few hundredths of a QP, since x264's
+    frame threads make its rate control vary a little from run to run) without running a chain: for a
+    change to vsr.media.assess, which does not change what any chain scores."""
+    images = [img for s in SETS for _n, img in load_eval_images(data_root / "sr-eval" / s)]
+    stills = [img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2) for img in images]
+    clips = [frames[:CLIP_FRAMES] for _n, frames in load_eval_clips(data_root / "video-eval" / CLIPS)]
+    models = shipped_models(root)
+    runtime, options = _runtime()
+    path = root / MANIFEST
+    manifest = json.loads(path.read_text())
+    table = manifest.setdefault("auto", {})
+    for scale in scales or list(SCALES):
+        if damage_only:
+            for row in table.get("scales", {}).get(str(scale), []):
+                row.update(_damage(_files(row["level"], row["source"], scale, stills, clips)))
+                log(f"×{scale} {row['level']} on {row['source']}: qp {row['qp']} noise {row['noise']}")
+        else:
+            table["protocol"] = (
+                f"stills: {' + '.join(SETS)}, each image's MATLAB bicubic LR damaged and coded alone (FFV1 "
+                "RGB for clean and noise, one intra x264 frame, preset medium tune psnr, for h264); clips: "
+                f"the first {CLIP_FRAMES} frames of each {CLIPS} clip, LR per frame, coded as one "
+                f"inter-coded x264 stream; measured by vsr.media.assess; mean Y-PSNR shaved by the scale, "
+                f"{runtime}"
+            )
+            rows = calibrate_scale(scale, stills, clips, models, options, log)
+            table.setdefault("scales", {})[str(scale)] = rows
+        atomic_write(path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")  # each scale kept
+    return table
