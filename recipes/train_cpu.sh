@@ -11,6 +11,8 @@
 #            espcn-x2, on DIV2K crops; one run (its degradation producer takes the other core), a 600-minute
 #            schedule that spans sessions: rerun the same command with --resume to continue it
 set -u
+# `make` installs vsr into .venv: use it when the caller has not put it on PATH.
+PATH="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin:$PATH"
 data=$1
 out=$2
 stage=${3:-1}
