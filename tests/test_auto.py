@@ -318,3 +318,43 @@ def test_assess_reads_the_quantiser_of_field_coded_frames(interlaced_mkv: mf.Cli
     # PyAV's qp_map() refuses interlaced frames (their blocks do not tile the frame); the blocks are read.
     found = assess(interlaced_mkv.path)
     assert found.qp_scale == "h264" and found.qp is not None and 0 < found.qp < 52
+
+
+def test_probe_assess_shows_the_damage_and_the_choice_per_scale(
+    sd_mp4: mf.Clip, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vsr.cli import main
+
+    assert main(["probe", str(sd_mp4.path), "--assess"]) == 0
+    out = capsys.readouterr().out
+    assert "damage: h264, QP" in out and all(f"auto ×{s}:" in out for s in SCALES)
+    assert main(["probe", str(sd_mp4.path), "--assess", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert sorted(record["auto"]) == sorted(str(s) for s in SCALES)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "espcn-x2", "--calibrate-auto"], "use --model all"),
+        (["--model", "all", "--damage-only"], "--damage-only is a mode of --calibrate-auto"),
+    ],
+)
+def test_export_refuses_calibration_flags_out_of_place(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vsr.cli import main
+
+    manifest = load_manifest()
+    assert main(["export", *argv, "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert load_manifest() == manifest  # nothing written
+
+
+def test_auto_on_a_file_without_video_is_bad_input_and_writes_nothing(tmp_path: Path) -> None:
+    from vsr.cli import main
+
+    audio = mf.make_audio_only(tmp_path / "a.m4a")
+    assert main(["upscale", str(audio), str(tmp_path / "o.mkv")]) == 2
+    assert not (tmp_path / "o.mkv").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a.m4a"]

@@ -105,11 +105,17 @@ def _qp(frame: av.VideoFrame) -> tuple[float, str] | None:
     PyAV's qp_map() refuses field-coded (interlaced) frames, whose blocks do not tile the frame."""
     for data in frame.side_data:
         if isinstance(data, VideoEncParams) and (scale := QP_SCALES.get(data.codec_type)):
-            if not data.nb_blocks:
-                return float(data.qp), scale
-            raw = np.frombuffer(memoryview(data), dtype=np.int32, offset=data.blocks_offset)
-            blocks = raw[: data.nb_blocks * data.block_size // 4].reshape(data.nb_blocks, -1)
+            raw = memoryview(data)
+            end = data.blocks_offset + data.nb_blocks * data.block_size
+            if not data.nb_blocks or data.block_size < 20 or data.block_size % 4 or end > len(raw):
+                return float(data.qp), scale  # no blocks, or a layout we do not know: the frame's base QP
+            ints = np.frombuffer(
+                raw, dtype=np.int32, count=(end - data.blocks_offset) // 4, offset=data.blocks_offset
+            )
+            blocks = ints.reshape(data.nb_blocks, -1)
             area = blocks[:, 2].astype(np.float64) * blocks[:, 3]
+            if area.sum() <= 0:
+                return float(data.qp), scale
             return float(data.qp + np.average(blocks[:, 4], weights=area)), scale
     return None
 
