@@ -44,6 +44,7 @@ from vsr.media.geometry import FIT_MODES, TargetSize, place
 from vsr.media.profiles import MATRICES, PROFILES, OutputProfile
 from vsr.models import auto
 from vsr.models.artefacts import ShippedModel, load_manifest, shipped_model, shipped_models
+from vsr.models.auto import DEFAULT_MODELS
 from vsr.models.registry import Degradation
 from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
 from vsr.pipeline.folder import STATUS_FILE, FileOutcome, plan, run_folder
@@ -59,11 +60,6 @@ DEINTERLACE_MODES: tuple[str, ...] = get_args(DeinterlaceMode)
 DENOISE_LEVEL_KEYS: tuple[str, ...] = tuple(level.key for level in DENOISE_LEVELS)
 DEGRADATION_NAMES: tuple[str, ...] = get_args(Degradation)
 
-# The model per scale where there is no file to measure (`load_model` without a name) or no calibration for
-# `auto`: the fastest shipped one, so a CPU-only machine gets a usable speed. ×8 is a
-# cascade ("A+B" runs A, then B): compact-x4 then espcn-x2 scores 26.09 dB on Set5 ×8 against bicubic's
-# 24.39, within 0.02 dB of compact-x4 then compact-x2 at a fifth of the compute (README, "×8").
-DEFAULT_MODELS = {2: "espcn-x2", 3: "espcn-x3", 4: "compact-x4", 8: "compact-x4+espcn-x2"}
 FIT_NAMES: tuple[str, ...] = FIT_MODES
 AUTO = "auto"  # the model name that measures the source and picks the chain (`upscale`'s default)
 CPU_BATCH = 2
@@ -113,7 +109,7 @@ class AutoDecision:
     @property
     def chain(self) -> str:
         """ "dncnn-color → compact-x2"."""
-        return " → ".join([*([self.denoise] if self.denoise else []), self.model])
+        return auto.Candidate(self.model, self.denoise).label
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "chain": self.chain, "summary": self.describe()}
@@ -133,10 +129,9 @@ def choose_model(
     if scale not in DEFAULT_MODELS:
         raise UsageError(f"no model for scale {scale}; choose one of {sorted(DEFAULT_MODELS)}")
     measured = measured or assess(Path(input))
-    models = shipped_models()
     try:
         pick = auto.choose(
-            auto_calibration(), scale, models, qp=measured.qp, qp_scale=measured.qp_scale,
+            auto_calibration(), scale, shipped_models(), qp=measured.qp, qp_scale=measured.qp_scale,
             intra=measured.intra, noise=measured.noise, denoise=denoise,
         )  # fmt: skip
     except ModelError as error:
@@ -148,9 +143,9 @@ def choose_model(
 
 def auto_table() -> dict[int, list[dict[str, Any]]]:
     """Per scale, the calibrated levels with the chain auto runs there ("auto") and the best ("best")."""
-    models, table = shipped_models(), {}
-    for scale in auto_calibration().get("scales", {}):
-        levels = auto.levels(auto_calibration(), int(scale))
+    models, calibration, table = shipped_models(), auto_calibration(), {}
+    for scale in calibration.get("scales", {}):
+        levels = auto.levels(calibration, int(scale))
         table[int(scale)] = [
             {
                 **asdict(lv),
@@ -340,9 +335,7 @@ def _check_batch(batch: int | None, backend: str | BackendOptions) -> None:
 class _Runner:
     """Runs requests with one loaded chain: the CPU path, or the CUDA path with its staging plan."""
 
-    def __init__(
-        self, upscaler: Upscaler, job: _Job, on_progress: Callable[[Progress], None] | None, log: Log
-    ) -> None:
+    def __init__(self, upscaler: Upscaler, job: _Job, on_progress: ProgressCallback | None, log: Log) -> None:
         self.upscaler, self.job, self.on_progress, self.log = upscaler, job, on_progress, log
         self.device_path = None
         if upscaler.choice.device == "cuda":
@@ -407,7 +400,7 @@ def upscale(
     stall_timeout: float = 600.0,
     torch_compile: bool = False,
     cuda_graphs: bool = False,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     log: Log = _quiet,
 ) -> JobResult:
     """Upscale (and, with `denoise`, first restore) one video file into `output`, keeping every other
@@ -537,7 +530,7 @@ class _PerFile:
         self,
         job: _Job,
         chain: dict[str, Any],
-        on_progress: Callable[[Progress], None] | None,
+        on_progress: ProgressCallback | None,
         model: str | None,
     ) -> None:
         self.job, self.chain, self.on_progress, self.model = job, chain, on_progress, model

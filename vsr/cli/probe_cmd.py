@@ -35,8 +35,9 @@ def probe_command(
     info = vsr.api.probe(path)
     decisions = []
     if assess:
-        measured = vsr.api.choose_model(path).measured
-        decisions = [vsr.api.choose_model(path, scale=s, measured=measured) for s in vsr.api.DEFAULT_MODELS]
+        first = vsr.api.choose_model(path, scale=2)
+        others = [s for s in vsr.api.DEFAULT_MODELS if s != 2]
+        decisions = [first, *(vsr.api.choose_model(path, scale=s, measured=first.measured) for s in others)]
     if as_json:
         record = info.to_dict()
         if decisions:

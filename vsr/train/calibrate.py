@@ -24,7 +24,7 @@ import numpy as np
 from vsr.backends import Backend
 from vsr.backends.options import BackendOptions, OpenVinoOptions, OrtOptions
 from vsr.backends.select import installed, open_backend
-from vsr.degradations import H264_OPTIONS, add_gaussian_noise, coded_clip, decode_clip
+from vsr.degradations import H264_OPTIONS, Damage, coded_clip, decode_clip
 from vsr.evaluate import (
     Predictor,
     bicubic_predictor,
@@ -39,7 +39,7 @@ from vsr.imresize import imresize
 from vsr.media.assess import assess
 from vsr.metrics import modcrop
 from vsr.models.artefacts import MANIFEST, ShippedModel, shipped_models
-from vsr.models.auto import Candidate, candidates
+from vsr.models.auto import DEFAULT_MODELS, Candidate, candidates
 
 SETS = ("Set5", "Set14")
 CLIPS = "Vid4"
@@ -60,18 +60,17 @@ STILL_LEVELS = (
 CLIP_LEVELS = ("h264:crf=18", "h264:crf=23", "h264:crf=28", "h264:crf=33", "h264:crf=38")
 LEVELS = (*((lv, "stills") for lv in STILL_LEVELS), *((lv, "clips") for lv in CLIP_LEVELS))
 Clips = list[list[np.ndarray]]
-SCALES = {2: None, 3: None, 4: None, 8: "compact-x4+espcn-x2"}  # a scale without one model: its cascade
+SCALES = DEFAULT_MODELS  # every scale, with the cascade a scale without one model is candidate through
 
 
 def source_file(level: str, lrs: list[np.ndarray], index: int) -> bytes:
     """The file a source damaged to `level` would be: the RGB uint8 frames `lrs` noised (seeded by
     `index`) or coded."""
-    kind, _, setting = level.partition(":")
-    value = setting.partition("=")[2]
-    if kind == "h264":
-        return coded_clip(lrs, "libx264", {**H264_OPTIONS, "crf": value})
-    if kind == "noise":
-        lrs = [add_gaussian_noise(lr, float(value), index) for lr in lrs]
+    damage = Damage.parse(level)
+    if level.startswith("h264:"):
+        return coded_clip(lrs, "libx264", {**H264_OPTIONS, "crf": level.partition("=")[2]})
+    if damage.apply is not None:
+        lrs = [damage.apply(lr, index) for lr in lrs]
     return coded_clip(lrs, "ffv1", {}, pix_fmt="bgr0")
 
 
@@ -93,8 +92,7 @@ def chain_predictor(
     candidate: Candidate, models: dict[str, ShippedModel], options: BackendOptions
 ) -> tuple[Predictor, list[Backend]]:
     """A predictor running the candidate's models in turn, and the backends to close after."""
-    names = [*([candidate.denoise] if candidate.denoise else []), *candidate.model.split("+")]
-    backends = [open_backend(options, models[n]) for n in names]
+    backends = [open_backend(options, models[n]) for n in candidate.names]
 
     def predict(img: np.ndarray) -> np.ndarray:
         for backend in backends:
@@ -153,7 +151,7 @@ def calibrate_scale(
     log: Callable[[str], None] = lambda _m: None,
 ) -> list[dict[str, Any]]:
     """The "auto" rows of one scale: per level, the mean measured damage and every candidate's PSNR."""
-    chains = candidates(scale, SCALES[scale] or "", models)
+    chains = candidates(scale, SCALES[scale], models)
     rows = []
     for name, source in LEVELS:
         kind = (stills, []) if source == "stills" else ([], clips)
