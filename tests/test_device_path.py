@@ -177,7 +177,7 @@ def test_job_on_the_device_path_keeps_timing_and_matches_the_rgb_path(
     else:
         encode = EncodeOptions(codec=codec, pix_fmt=out_fmt, preset="ultrafast", crf=12)
     outputs = {}
-    for label, path in (("device", DevicePath(DEVICE)), ("rgb", None)):
+    for label, path in (("device", DevicePath(DEVICE, (model.spec,))), ("rgb", None)):
         out = tmp_path / f"{label}.mkv"
         with TorchBackend(model.spec, model.weights, TorchOptions(device=DEVICE.type)) as backend:
             request = UpscaleRequest(clip.path, out, scale=2, batch=3, encode=encode)

@@ -52,14 +52,14 @@ def test_default_profile_covers_sd_to_4k_in_one_plan() -> None:
 def test_plan_key_changes_with_every_field_and_only_then() -> None:
     assert KEY.digest() == dataclasses.replace(KEY).digest()  # stable, not random or time-based
     variants = {
-        "onnx_sha256": "cd" * 32,
+        "weights_sha256": "cd" * 32,
         "gpu": "NVIDIA H200",
         "compute_capability": "8.9",
         "tensorrt": "11.0.0",
         "precision": "bf16",
         "profile": ShapeProfile((1, 32, 32), (1, 720, 1280), (2, 1080, 1920)).describe(),
         "workspace_mib": 1024,
-        "format": 2,
+        "format": 99,
     }
     digests = {dataclasses.replace(KEY, **{k: v}).digest() for k, v in variants.items()}
     assert len(digests) == len(variants) and KEY.digest() not in digests
@@ -107,11 +107,13 @@ def test_fp16_graph_is_valid_strongly_typed_and_close_to_fp32(name: str) -> None
     onnx.checker.check_model(graph, full_check=True)
     assert {t.data_type for t in graph.graph.initializer if t.dims} == {onnx.TensorProto.FLOAT16}
     io_types = [v.type.tensor_type.elem_type for v in (*graph.graph.input, *graph.graph.output)]
-    assert io_types == [onnx.TensorProto.UINT8] * 2
+    assert io_types == [onnx.TensorProto.FLOAT16] * 2  # fp16 NCHW in and out, as vs-mlrt feeds TensorRT
     batch = np.random.default_rng(3).integers(0, 256, (2, 30, 44, 3), dtype=np.uint8)
-    run = lambda g: ort.InferenceSession(g, providers=["CPUExecutionProvider"]).run(None, {"input": batch})[0]  # noqa: E731
-    half, full = run(data), run(model.onnx.read_bytes())
-    diff = np.abs(half.astype(np.int16) - full)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    unit = session.run(None, {"input": batch.transpose(0, 3, 1, 2).astype(np.float16) / 255})[0]
+    half = np.clip(np.round(unit.astype(np.float32) * 255), 0, 255).transpose(0, 2, 3, 1)
+    full = ort.InferenceSession(str(model.onnx)).run(None, {"input": batch})[0]
+    diff = np.abs(half - full)
     assert half.shape == full.shape and diff.max() <= 2 and diff.mean() < 0.05
 
 
@@ -192,27 +194,73 @@ def test_build_engine_checks_its_arguments_before_any_gpu_work(tmp_path: Path) -
         assert out.returncode == 2 and message in out.stderr, (args, out.stderr)
 
 
+def test_a_covering_plan_is_found_and_only_for_its_model_and_machine(tmp_path: Path) -> None:
+    """Plans of `vsr build-engine` (or an earlier job) are used by any job whose shapes their profile
+    takes; the narrowest wins; another GPU's, model's or precision's never."""
+    wide = ShapeProfile((1, 32, 32), (4, 1080, 1920), (4, 2160, 3840))
+    narrow = ShapeProfile((1, 1080, 1920), (2, 1080, 1920), (2, 1080, 1920))
+    for profile in (wide, narrow):
+        key = dataclasses.replace(KEY, profile=profile.describe())
+        CachedPlan.for_key(key, "compact-x2", tmp_path).store(key, profile.describe().encode())
+    other_gpu = dataclasses.replace(KEY, gpu="NVIDIA A100", profile=wide.describe())
+    CachedPlan.for_key(other_gpu, "compact-x2", tmp_path).store(other_gpu, b"x")
+    job = dataclasses.replace(KEY, profile=ShapeProfile.around((1, 1080, 1920), (2, 1080, 1920)).describe())
+
+    def found(low: tuple, high: tuple, key: PlanKey = job, model: str = "compact-x2") -> str | None:
+        plan = CachedPlan.covering(key, model, low, high, tmp_path)
+        return None if plan is None else plan.plan.read_text()
+
+    assert found((1, 1080, 1920), (2, 1080, 1920)) == narrow.describe()
+    assert found((1, 720, 1280), (4, 1080, 1920)) == wide.describe()
+    assert found((1, 720, 1280), (8, 1080, 1920)) is None  # no profile takes batch 8
+    assert found((1, 16, 16), (1, 16, 16)) is None  # nor a 16x16 tile
+    assert found((1, 1080, 1920), (2, 1080, 1920), model="espcn-x2") is None
+    assert found((1, 1080, 1920), (2, 1080, 1920), dataclasses.replace(job, precision="fp32")) is None
+    assert found((1, 1080, 1920), (2, 1080, 1920), dataclasses.replace(job, tensorrt="10.14.0")) is None
+    (tmp_path / f"{KEY.file_stem('compact-x2')}.json").write_text("{not json")  # damaged: skipped
+    assert found((1, 1080, 1920), (2, 1080, 1920)) == narrow.describe()
+
+
+def test_timing_cache_and_plans_are_written_atomically() -> None:
+    """A torn timing cache would fail every later build on that GPU (ignore_mismatch=False)."""
+    import inspect
+
+    from vsr.backends import tensorrt_backend
+
+    source = inspect.getsource(tensorrt_backend.build_plan)
+    assert "atomic_write(timing_cache" in source and ".write_bytes(" not in source
+
+
 @needs_trt
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_tensorrt_matches_onnxruntime_and_reuses_its_plan(
     precision: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from vsr.backends.options import TensorRTOptions
     from vsr.backends.ort_backend import OrtBackend
-    from vsr.backends.tensorrt_backend import TensorRTBackend, ensure_plan, onnx_for
+    from vsr.backends.tensorrt_backend import TensorRTBackend
 
     monkeypatch.setenv("VSR_CACHE_DIR", str(tmp_path))
     model = shipped_models()["compact-x2"]
-    profile = ShapeProfile((1, 16, 16), (2, 64, 96), (2, 128, 128))
-    digest = model.entry["sha256"][model.onnx.name]
     builds: list[str] = []
-    args = dict(precision=precision, profile=profile, workspace_mib=1024, log=builds.append)
-    cached, _key = ensure_plan("compact-x2", digest, lambda: onnx_for(model, precision), **args)  # type: ignore[arg-type]
-    again, _ = ensure_plan("compact-x2", digest, lambda: onnx_for(model, precision), **args)  # type: ignore[arg-type]
-    assert again == cached and len(builds) == 1  # the second call found the cached plan
+    options = TensorRTOptions(precision=precision, workspace_mib=1024)  # type: ignore[arg-type]
     batch = np.random.default_rng(4).integers(0, 256, (2, 40, 72, 3), dtype=np.uint8)
-    with TensorRTBackend(cached.plan, profile, scale=2) as trt_b, OrtBackend(model.onnx, scale=2) as ort_b:
+    with (
+        TensorRTBackend(model, options, log=builds.append) as trt_b,
+        OrtBackend(model.onnx, scale=2) as ort_b,
+    ):
+        trt_b.prepare((1, 40, 72), (2, 40, 72))
         got, want = trt_b.run(batch), ort_b.run(batch)
-        with pytest.raises(Exception, match="outside the plan's profile"):
-            trt_b.run(np.zeros((1, 256, 256, 3), np.uint8))
+        ten_bit = trt_b.run(batch.astype(np.uint16) * 257)  # 16-bit codes: no 8-bit step inside
+    with TensorRTBackend(model, options, log=builds.append) as again:
+        again.prepare((1, 40, 72), (1, 40, 72))  # covered by the first job's plan: no second build
+        assert len(builds) == 1 and again.run(batch[:1]).shape == (1, 80, 144, 3)
     diff = np.abs(got.astype(np.int16) - want)
     assert got.shape == want.shape and diff.max() <= (1 if precision == "fp32" else 2)
+    assert ten_bit.dtype == np.uint16 and np.abs(ten_bit / 257 - want).max() <= 2
+    fixed = TensorRTOptions(precision=precision, profile=ShapeProfile((1, 16, 16), (1, 64, 64), (2, 64, 64)))  # type: ignore[arg-type]
+    with (
+        TensorRTBackend(model, fixed) as pinned,
+        pytest.raises(UsageError, match="outside the plan's profile"),
+    ):
+        pinned.run(np.zeros((1, 128, 128, 3), np.uint8))

@@ -24,7 +24,7 @@ import numpy as np
 from vsr.backends import Backend
 from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, TensorRTOptions
 from vsr.backends.select import Choice, choose, fallback, max_batch, open_backend
-from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, make_profile  # noqa: F401  (public: CLI)
+from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, capped, make_profile  # noqa: F401  (public: CLI)
 from vsr.degradations import Damage, h264_degrade, jpeg_degrade, noise_degrade
 from vsr.errors import BackendUnavailableError, ModelError, UsageError
 from vsr.evaluate import (
@@ -345,11 +345,14 @@ class _Runner:
 
             specs = [shipped_model(n).spec for n in upscaler.models]
             auto = job.batch is None and job.tile is None
-            limit = max_batch(upscaler.choice.options) or 8
+            options = upscaler.choice.options
+            limit = max_batch(options) or 8
             if job.batch is not None and job.batch > limit:  # `auto` chose TensorRT: its profile decides
                 raise UsageError(f"--batch {job.batch} is over the TensorRT plan's profile (at most {limit})")
+            profile = getattr(options, "profile", None)  # a plan asked for: batches and tiles fit into it
+            box = None if profile is None else (profile.max[1], profile.max[2])
             self.device_path = DevicePath.for_chain(
-                torch.device("cuda"), specs, tile=job.tile, auto=auto, max_batch=limit
+                torch.device("cuda"), specs, tile=job.tile, auto=auto, max_batch=limit, max_box=box
             )
 
     def make_job(self, request: UpscaleRequest, source: VideoReader | None = None) -> UpscaleJob:
@@ -747,9 +750,11 @@ def build_engine(
     rebuild: bool = False,
     log: Log = _quiet,
 ) -> tuple[CachedPlan, PlanKey]:
-    """Build (or find in the cache) the TensorRT plan of a shipped model, or of an ONNX file with uint8
-    NHWC I/O (which builds in its own types: precision fp32). Needs TensorRT and a CUDA device.
-    `make_profile(min, opt, max)` turns "NxHxW" strings into a profile."""
+    """Build (or find in the cache) the TensorRT plan of a shipped model, or of an ONNX file with float
+    NCHW I/O (which builds in its own types: precision fp32). Needs TensorRT and a CUDA device.
+    `make_profile(min, opt, max)` turns "NxHxW" strings into a profile; a shipped model's is cut to what
+    its tensors allow (TensorRT's 2^31-1 elements; jobs tile beyond it). `vsr upscale` finds the plan
+    whenever its profile takes the job's shapes."""
     options = TensorRTOptions(precision=precision, profile=profile, workspace_mib=workspace_mib)  # type: ignore[arg-type]
     from vsr.backends.tensorrt_backend import ensure_plan, onnx_for
 
@@ -765,8 +770,12 @@ def build_engine(
         name, digest, onnx = source.stem, hashlib.sha256(data).hexdigest(), lambda: data
     else:
         shipped = shipped_model(str(model))
-        name, digest = shipped.spec.name, shipped.entry["sha256"][shipped.onnx.name]
+        name, digest = shipped.spec.name, shipped.entry["sha256"][shipped.weights.name]
         onnx = lambda: onnx_for(shipped, options.precision)  # noqa: E731  (built only on a cache miss)
+        if (fitted := capped(profile, shipped.spec)) != profile:
+            log(f"{name}: profile cut to {fitted.describe()} (TensorRT's 2^31-1 elements per tensor)")
+            options = replace(options, profile=fitted)
+    assert options.profile is not None
     return ensure_plan(
         name,
         digest,

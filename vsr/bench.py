@@ -22,9 +22,10 @@ from typing import Any
 import av
 import numpy as np
 
+from vsr.backends import DeviceBackend
 from vsr.backends.options import OrtOptions, TorchOptions
 from vsr.backends.select import Choice, choose, cuda_available, installed, open_backend
-from vsr.errors import BackendUnavailableError, UsageError
+from vsr.errors import BackendUnavailableError, ModelError, UsageError
 from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter
 from vsr.media.reader import yuv_layout
 from vsr.models.artefacts import ShippedModel, shipped_model
@@ -84,10 +85,21 @@ def model_grid(
                 points.append(GridPoint(name, backend_name, "-", precision, res, batch, skipped=str(exc)))
             continue
         with backend:
-            for res, batch in itertools.product(resolutions, batches):
-                point = _measure(model, backend, choice, precision, res, batch, seconds)
-                log(_describe(point))
-                points.append(point)
+            for res in resolutions:
+                h, w = RESOLUTIONS[res]
+                try:  # one TensorRT plan per resolution takes every batch
+                    if isinstance(backend, DeviceBackend):
+                        backend.prepare((1, h, w), (max(batches), h, w))
+                except (UsageError, ModelError) as exc:
+                    points += [
+                        GridPoint(name, backend_name, "-", precision, res, b, skipped=str(exc))
+                        for b in batches
+                    ]
+                    continue
+                for batch in batches:
+                    point = _measure(model, backend, choice, precision, res, batch, seconds)
+                    log(_describe(point))
+                    points.append(point)
     return points
 
 
@@ -222,8 +234,9 @@ def end_to_end(
             from vsr.pipeline.device import DevicePath
 
             path = DevicePath.for_chain(_torch_device(choice.device), [model.spec], auto=batch is None)
-            path, planned = path.planned(fmt.height, fmt.width, model.spec.scale)
-            size = batch or planned or 2
+            path, size = path.planned(fmt.height, fmt.width, model.spec.scale, batch or 2)
+            ((low, high),) = path.shapes(fmt.height, fmt.width, size)
+            backend.prepare(low, high)
             out_pixels, gpu_stages = _device_stages(backend, path, pixels, size, fmt, layout)
             stages.update(gpu_stages)
             host_rates = _host_to_host(backend, model, path, pixels, size, fmt, layout)

@@ -1,7 +1,8 @@
 """Inference backends behind one contract: a loaded model on one runtime, run on batches of pixel codes.
 
     Backend          run(uint8/uint16 NHWC batch) → same type, ×scale; a context manager owning the runtime
-    └ DeviceBackend  also run_float(float NCHW device tensor) → float, for the GPU path (no 8-bit round trip)
+    └ DeviceBackend  also run_float(float NCHW device tensor) → float, for the GPU path (no 8-bit round trip),
+                     and prepare(smallest, largest input) once a job knows its shapes
 
 Each runtime lives in its own module and imports its heavy dependency there, so `import vsr` and the CPU
 path work with nothing but onnxruntime installed. What a runtime is asked to do is a typed options object
@@ -61,3 +62,7 @@ class DeviceBackend(Backend):
     @abstractmethod
     def run_float(self, x: Any) -> Any:
         """(N, 3, H, W) float 0..1 on the device → (N, 3, H·s, W·s) float32, queued on the current stream."""
+
+    def prepare(self, low: tuple[int, int, int], high: tuple[int, int, int]) -> None:
+        """Get ready for inputs from `low` to `high` (N, H, W) before the job's first batch (TensorRT makes
+        its plan for them here); runtimes that take any shape need nothing."""

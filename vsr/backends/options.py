@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vsr.backends.trt_plan import DEFAULT_PROFILE, ShapeProfile
+from vsr.backends.trt_plan import ShapeProfile
 from vsr.errors import UsageError
 
 Precision = Literal["fp32", "fp16", "bf16"]
@@ -87,10 +87,12 @@ class TorchOptions:
 
 @dataclass(frozen=True)
 class TensorRTOptions:
-    """A TensorRT plan built from the ONNX graph for this GPU, cached, with one optimisation profile."""
+    """A TensorRT plan built from the ONNX graph for this GPU, cached. Without a profile each job gets a
+    plan for its own shapes (found in the cache when one covers them, else built once); with one, that
+    plan is made when the model opens and the job's batches and tiles are fitted into it."""
 
     precision: Precision = "fp16"
-    profile: ShapeProfile = DEFAULT_PROFILE
+    profile: ShapeProfile | None = None
     workspace_mib: int = 4096
     name: BackendName = field(default="tensorrt", init=False)
 

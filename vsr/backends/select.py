@@ -158,5 +158,7 @@ def fallback(choice: Choice, error: Exception) -> Choice | None:
 
 
 def max_batch(options: BackendOptions) -> int | None:
-    """The largest batch a backend takes (a TensorRT plan's profile), or None when any goes."""
-    return options.profile.max[0] if isinstance(options, TensorRTOptions) else None
+    """The largest batch a backend takes (a TensorRT plan asked for by profile), or None when any goes."""
+    if isinstance(options, TensorRTOptions) and options.profile is not None:
+        return options.profile.max[0]
+    return None

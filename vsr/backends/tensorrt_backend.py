@@ -1,11 +1,17 @@
 """TensorRT: plans built from our ONNX graphs, cached per GPU, run with TensorRT 10/11's named-tensor API.
 
 Written against the documented API only (Builder, strongly typed networks, OnnxParser, optimisation
-profiles, timing cache, Runtime, set_input_shape / set_tensor_address / execute_async_v3). Precision lives
-in the graph: fp16/bf16 plans are built from an ONNX export whose body is already in that type, because
-TensorRT 11 removed the weak-typing builder flags (BuilderFlag.FP16 and friends).
+profiles, timing cache, Runtime, set_input_shape / set_tensor_address / execute_async_v3). TensorRT gets a
+graph of its own: float NCHW in and out (fp16 I/O for fp16 plans, float32 otherwise), exported from the
+shipped weights with the body already in the plan's precision, because TensorRT 11 removed the
+weak-typing builder flags (BuilderFlag.FP16 and friends). The GPU path's colour conversion feeds it
+directly: no uint8 round trip, 10-bit sources keep their precision.
 
-Device memory and streams come from torch, so no pycuda is needed. A TensorRT runtime is only created after
+Plans are made per job, as vs-mlrt does: `prepare` is told the job's smallest and largest input and finds a
+cached plan whose profile takes both (one `vsr build-engine` made, or an earlier job's) or builds a narrow
+one, so tactics are tuned for the shape that runs and the context's memory is sized for it.
+
+Device memory and streams come from torch, so no pycuda is needed. A TensorRT object is only created after
 torch has found a working CUDA device: the lean runtime crashes without one.
 """
 
@@ -19,11 +25,24 @@ from typing import Any
 
 import numpy as np
 
-from vsr.backends import DeviceBackend
+from vsr.backends import UINT8, UINT16, DeviceBackend
 from vsr.backends.options import TensorRTOptions
-from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, TrtPrecision, cache_dir
-from vsr.errors import BackendUnavailableError, ModelError
+from vsr.backends.trt_plan import (
+    DEFAULT_PROFILE,
+    CachedPlan,
+    PlanKey,
+    Shape,
+    ShapeProfile,
+    TrtPrecision,
+    cache_dir,
+    capped,
+    fits,
+)
+from vsr.errors import BackendUnavailableError, ModelError, UsageError
+from vsr.files import atomic_write
 from vsr.models.artefacts import ShippedModel
+
+Log = Callable[[str], None]
 
 
 def _tensorrt() -> Any:
@@ -57,26 +76,21 @@ def device_identity() -> tuple[str, str]:
 
 
 def onnx_for(model: ShippedModel, precision: TrtPrecision) -> bytes:
-    """The shipped fp32 graph, or a strongly typed fp16/bf16 export of the same weights."""
-    if precision == "fp32":
-        return model.onnx.read_bytes()
+    """TensorRT's graph of a shipped model: float NCHW I/O, the body in `precision`."""
     import torch
 
     from vsr.models.export import export_onnx, load_model
 
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     buffer = io.BytesIO()
     spec = model.spec
-    export_onnx(
-        load_model(spec, model.weights), buffer, scale=spec.scale, margin=spec.edge_margin, dtype=dtype
-    )
+    net = load_model(spec, model.weights)
+    export_onnx(net, buffer, scale=spec.scale, margin=spec.edge_margin, dtype=dtype, io="float")
     return buffer.getvalue()
 
 
-def build_plan(
-    onnx: bytes, profile: ShapeProfile, *, workspace_mib: int, timing_cache: Path | None = None
-) -> bytes:
-    """Serialize a plan for `onnx` with one optimisation profile; ModelError quotes the parser on failure."""
+def _parse(onnx: bytes) -> tuple[Any, Any, Any, Any]:
+    """(trt, builder, network, logger) with `onnx` parsed; ModelError quotes the parser on rejection."""
     _cuda_device()  # first: TensorRT is never touched without a working CUDA device
     trt = _tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -87,45 +101,61 @@ def build_plan(
     if not parser.parse(onnx):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ModelError(f"TensorRT's ONNX parser rejected the graph: {errors or 'no message'}")
-    if network.num_inputs != 1:
-        raise ModelError(f"expected one input tensor, the graph has {network.num_inputs}")
+    if network.num_inputs != 1 or network.num_outputs != 1:
+        raise ModelError(f"expected one input and one output, the graph has {network.num_inputs} and "
+                         f"{network.num_outputs}")  # fmt: skip
+    return trt, builder, network, logger
+
+
+def build_plan(
+    onnx: bytes, profile: ShapeProfile, *, workspace_mib: int, timing_cache: Path | None = None
+) -> bytes:
+    """Serialize a plan for `onnx` with one optimisation profile; ModelError quotes the parser on failure.
+    The timing cache (tactic timings of this GPU, shared by every plan) is read first and written back
+    atomically, so two jobs building at once never leave a torn cache."""
+    trt, builder, network, _logger = _parse(onnx)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
     cache_bytes = timing_cache.read_bytes() if timing_cache is not None and timing_cache.is_file() else b""
     config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False)
     opt_profile = builder.create_optimization_profile()
     name = network.get_input(0).name
-    opt_profile.set_shape(name, (*profile.min, 3), (*profile.opt, 3), (*profile.max, 3))
+    opt_profile.set_shape(name, _nchw(profile.min), _nchw(profile.opt), _nchw(profile.max))
     config.add_optimization_profile(opt_profile)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ModelError("TensorRT could not build a plan (see its messages above)")
     if timing_cache is not None:
         timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        timing_cache.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
+        atomic_write(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
     return bytes(memoryview(plan))
 
 
-def plan_key(onnx_sha256: str, precision: TrtPrecision, profile: ShapeProfile, workspace_mib: int) -> PlanKey:
+def _nchw(shape: Shape) -> tuple[int, int, int, int]:
+    n, h, w = shape
+    return n, 3, h, w
+
+
+def plan_key(digest: str, precision: TrtPrecision, profile: ShapeProfile, workspace_mib: int) -> PlanKey:
     """The cache key of a plan for this graph on the present GPU and TensorRT."""
     gpu, capability = device_identity()
     version = _tensorrt().__version__
-    return PlanKey(onnx_sha256, gpu, capability, version, precision, profile.describe(), workspace_mib)
+    return PlanKey(digest, gpu, capability, version, precision, profile.describe(), workspace_mib)
 
 
 def ensure_plan(
     name: str,
-    onnx_sha256: str,
+    digest: str,
     onnx: Callable[[], bytes],
     *,
     precision: TrtPrecision = "fp16",
     profile: ShapeProfile = DEFAULT_PROFILE,
     workspace_mib: int = 4096,
     rebuild: bool = False,
-    log: Callable[[str], None] = lambda _msg: None,
+    log: Log = lambda _msg: None,
 ) -> tuple[CachedPlan, PlanKey]:
     """A valid cached plan for this graph, building (and caching) it when absent, stale or foreign."""
-    key = plan_key(onnx_sha256, precision, profile, workspace_mib)
+    key = plan_key(digest, precision, profile, workspace_mib)
     cached = CachedPlan.for_key(key, name)
     if not rebuild and cached.valid_for(key):
         return cached, key
@@ -138,57 +168,124 @@ def ensure_plan(
 
 
 class TensorRTBackend(DeviceBackend):
-    """One plan, one execution context; uint8 NHWC in and out (the plans have uint8 interfaces)."""
+    """A shipped model on TensorRT: one plan and execution context at a time, float NCHW on the device.
 
-    def __init__(self, plan: Path, profile: ShapeProfile, *, scale: int) -> None:
+    With a profile in its options the plan is made (or found) when it opens, as `vsr build-engine` would;
+    without one it opens by parsing the graph only (so `auto` can still fall back if TensorRT rejects it)
+    and makes the plan for the job's shapes in `prepare`, or at the first batch of a shape no plan takes.
+    """
+
+    def __init__(self, model: ShippedModel, options: TensorRTOptions, *, log: Log = lambda _m: None) -> None:
         import torch
 
-        self.scale = scale
-        self._torch = torch
+        self._torch, self._model, self._options, self._log = torch, model, options, log
         self.device = _cuda_device()  # before any TensorRT object exists
+        self.scale = model.spec.scale
+        self.dtypes = frozenset({UINT8, UINT16})  # codes become floats on the device, at any depth
+        self._io_dtype = torch.float16 if options.precision == "fp16" else torch.float32
+        self._onnx: bytes | None = None
+        self._engine: Any = None
+        self._context: Any = None
+        self.profile: ShapeProfile | None = None
         trt = _tensorrt()
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
-        self._engine = self._runtime.deserialize_cuda_engine(plan.read_bytes())
-        if self._engine is None:
-            raise ModelError(f"{plan}: TensorRT could not deserialize the plan")
-        self._context = self._engine.create_execution_context()
-        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self._trt, self._runtime = trt, trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.name = (
+            f"tensorrt {trt.__version__} ({torch.cuda.get_device_name(self.device)}, {options.precision})"
+        )
+        if options.profile is not None:
+            self._load(*self._plan(capped(options.profile, model.spec)))
+        else:
+            _parse(self._graph())  # a graph TensorRT refuses fails here, where `auto` can fall back
+
+    def _graph(self) -> bytes:
+        if self._onnx is None:
+            self._onnx = onnx_for(self._model, self._options.precision)
+        return self._onnx
+
+    def _plan(self, profile: ShapeProfile) -> tuple[CachedPlan, ShapeProfile]:
+        spec = self._model.spec
+        digest = self._model.entry["sha256"][self._model.weights.name]
+        cached, _key = ensure_plan(
+            spec.name,
+            digest,
+            self._graph,
+            precision=self._options.precision,
+            profile=profile,
+            workspace_mib=self._options.workspace_mib,
+            log=self._log,
+        )
+        return cached, profile
+
+    def prepare(self, low: Shape, high: Shape) -> None:
+        """Make sure the loaded plan takes every input from `low` to `high` (N, H, W): a cached plan whose
+        profile covers them, else one built for exactly that range."""
+        if self.profile is not None and self.profile.covers(low) and self.profile.covers(high):
+            return
+        spec = self._model.spec
+        if not fits(spec, high):
+            raise UsageError(
+                f"{spec.name}: {'x'.join(map(str, high))} makes a tensor wider than TensorRT's 2^31-1 "
+                "elements; use a smaller --batch or --tile"
+            )
+        digest = self._model.entry["sha256"][self._model.weights.name]
+        opts = self._options
+        key = plan_key(digest, opts.precision, ShapeProfile.around(low, high), opts.workspace_mib)
+        found = CachedPlan.covering(key, spec.name, low, high)
+        if found is not None:
+            self._load(found, ShapeProfile.parse(found.key().profile))
+        else:
+            self._load(*self._plan(ShapeProfile.around(low, high)))
+
+    def _load(self, plan: CachedPlan, profile: ShapeProfile) -> None:
+        self._context = self._engine = None  # the old plan's memory goes before the new one's arrives
+        engine = self._runtime.deserialize_cuda_engine(plan.plan.read_bytes())
+        if engine is None:
+            raise ModelError(f"{plan.plan}: TensorRT could not deserialize the plan")
+        trt = self._trt
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(f"{plan}: expected one input and one output tensor, got {names}")
+            raise ModelError(f"{plan.plan}: expected one input and one output tensor, got {names}")
+        self._engine, self._context = engine, engine.create_execution_context()
         self._input, self._output = inputs[0], outputs[0]
         self.profile = profile
-        self.name = f"tensorrt {trt.__version__} ({torch.cuda.get_device_name(self.device)})"
 
-    def run_device(self, x: Any) -> Any:
-        """(N, H, W, 3) uint8 CUDA tensor → upscaled uint8 CUDA tensor, queued on torch's current stream."""
+    def run_float(self, x: Any) -> Any:
+        """(N, 3, H, W) float 0..1 CUDA tensor → (N, 3, H·s, W·s) float32, queued on torch's current stream.
+        A shape no loaded plan takes gets a plan of its own first (prepare() avoids that per shape)."""
         torch = self._torch
-        shape = tuple(x.shape[:3])
-        if not self.profile.covers(shape):  # type: ignore[arg-type]
-            raise ModelError(f"input {'x'.join(map(str, shape))} is outside the plan's profile "
-                             f"{self.profile.describe()}; rebuild with vsr build-engine --max")  # fmt: skip
-        x = x.contiguous()
+        shape = (x.shape[0], x.shape[2], x.shape[3])
+        if self.profile is None or not self.profile.covers(shape):
+            if self._options.profile is not None:  # a plan asked for by profile is never replaced
+                have = self.profile.describe() if self.profile else "none"
+                raise UsageError(
+                    f"input {'x'.join(map(str, shape))} is outside the plan's profile {have}; "
+                    "rebuild with vsr build-engine --max"
+                )
+            self.prepare(shape, shape)
+        x = x.to(self._io_dtype).contiguous()
         ctx = self._context
         ctx.set_input_shape(self._input, tuple(x.shape))
-        y = torch.empty(tuple(ctx.get_tensor_shape(self._output)), dtype=torch.uint8, device=self.device)
+        y = torch.empty(tuple(ctx.get_tensor_shape(self._output)), dtype=self._io_dtype, device=self.device)
         ctx.set_tensor_address(self._input, x.data_ptr())
         ctx.set_tensor_address(self._output, y.data_ptr())
         if not ctx.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
             raise ModelError("TensorRT failed to enqueue the batch")
-        return y
+        return y.float()
 
-    def run_float(self, x: Any) -> Any:
-        """(N, 3, H, W) float 0..1 → float output through the plan's uint8 interface (8-bit at the model)."""
+    def run_device(self, x: Any) -> Any:
+        """(N, H, W, 3) uint8 or 16-bit codes on the device → codes of the same type, ×scale."""
         from vsr.models.export import codes_to_unit, unit_to_codes
 
-        return codes_to_unit(self.run_device(unit_to_codes(x, self._torch.uint8)))
+        return unit_to_codes(self.run_float(codes_to_unit(x)), x.dtype)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 RGB → (N, H·s, W·s, 3) uint8 RGB (synchronous; the GPU pipeline overlaps)."""
+        """(N, H, W, 3) uint8/uint16 RGB → (N, H·s, W·s, 3) of the same type (synchronous)."""
         self.check(batch)
-        x = self._torch.from_numpy(batch).to(self.device)
+        x = self._torch.from_numpy(batch).to(
+            self.device
+        )  # uint16 arrives as torch.uint16, as in torch's backend
         return self.run_device(x).cpu().numpy()
 
     def close(self) -> None:
@@ -197,16 +294,7 @@ class TensorRTBackend(DeviceBackend):
 
 
 def open_tensorrt(
-    model: ShippedModel, options: TensorRTOptions, *, log: Callable[[str], None] = lambda _m: None
+    model: ShippedModel, options: TensorRTOptions, *, log: Log = lambda _m: None
 ) -> TensorRTBackend:
-    """A TensorRT backend for a shipped model with the options' profile, building its plan once."""
-    cached, _key = ensure_plan(
-        model.spec.name,
-        model.entry["sha256"][model.onnx.name],
-        lambda: onnx_for(model, options.precision),
-        precision=options.precision,
-        profile=options.profile,
-        workspace_mib=options.workspace_mib,
-        log=log,
-    )
-    return TensorRTBackend(cached.plan, options.profile, scale=model.spec.scale)
+    """A TensorRT backend for a shipped model (see TensorRTBackend for when its plan is made)."""
+    return TensorRTBackend(model, options, log=log)

@@ -41,6 +41,13 @@ def export_command(
             "every level of damage, written into the manifest."
         ),
     ] = False,
+    graphs_only: Annotated[
+        bool,
+        typer.Option(
+            help="Only re-export shipped models' ONNX graphs from their shipped weights (after a change "
+            "of the graphs' interface); scores stay as measured."
+        ),
+    ] = False,
     damage_only: Annotated[
         bool,
         typer.Option(
@@ -65,6 +72,10 @@ def export_command(
         return
     if damage_only:
         raise UsageError("--damage-only is a mode of --calibrate-auto")
+    if graphs_only:
+        names = list(vsr.api.models()) if model == "all" else [model]
+        typer.echo(json.dumps(release.export_graphs(names, engines), indent=1))
+        return
     if remeasure:
         names = list(vsr.api.models()) if model == "all" else [model]
         typer.echo(json.dumps(release.remeasure(names, engines, data), indent=1))

@@ -1,9 +1,13 @@
-"""Weights in, ONNX out: the integer-code interface every backend shares, fused into the graph.
+"""Weights in, ONNX out: the graphs every runtime is handed.
 
-The graph takes (N, H, W, 3) uint8 RGB and returns (N, H·s, W·s, 3) uint8 RGB (or uint16 in and out):
-layout change, normalisation, clamping and rounding run inside the runtime, so the hot loop does no
-per-pixel numpy. N, H and W are dynamic. torch's own path (TorchBackend, training's predictor) wraps the
-network in the same IntegerIo module.
+The shipped graphs take (N, H, W, 3) uint8 RGB and return (N, H·s, W·s, 3) uint8 RGB (or uint16 in and
+out): layout change, normalisation, clamping and rounding run inside the runtime, so the hot loop does no
+per-pixel numpy. The codes are cast first and transposed after (and transposed before the final cast), so
+integer types appear only on the graph's edges, next to a Cast, as TensorRT's ONNX parser demands.
+TensorRT gets a graph of its own, float NCHW in and out (io="float", as vs-mlrt feeds fp16:chw), fed
+straight from the GPU path's colour conversion: no 8-bit round trip, 10-bit sources keep their precision.
+N, H and W are dynamic. torch's own path (TorchBackend, training's predictor) wraps the network in the same
+IntegerIo module.
 """
 
 from __future__ import annotations
@@ -31,13 +35,16 @@ OUTPUT_NAME = "output"
 def codes_to_unit(x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     """(N, H, W, C) uint8 or 16-bit codes → (N, C, H, W) `dtype` on 0..1: the one way codes become floats."""
     top = 255.0 if x.dtype == torch.uint8 else 65535.0
-    return x.permute(0, 3, 1, 2).to(dtype) * (1.0 / top)
+    # Cast first (no transpose of integers), and to bfloat16 by way of float32: TensorRT has no integer
+    # to bf16 cast.
+    unit = x.to(torch.float32 if dtype == torch.bfloat16 else dtype).permute(0, 3, 1, 2) * (1.0 / top)
+    return unit.to(dtype)
 
 
 def unit_to_codes(y: Tensor, dtype: torch.dtype) -> Tensor:
     """(N, C, H, W) float on 0..1 → (N, H, W, C) codes of `dtype` (uint8 or a 16-bit type), rounded."""
     top = 255.0 if dtype == torch.uint8 else 65535.0
-    return (y * top).round().clamp(0.0, top).to(dtype).permute(0, 2, 3, 1)
+    return (y * top).round().clamp(0.0, top).permute(0, 2, 3, 1).to(dtype)  # the cast is the last op
 
 
 class IntegerIo(nn.Module):
@@ -58,14 +65,38 @@ class IntegerIo(nn.Module):
 
     def float_forward(self, x: Tensor) -> Tensor:
         """(N, 3, H, W) float 0..1 → the network's output with the edge margin applied, float32."""
-        m, s = self.margin, self.scale
-        if m == 0:
-            return self.net(x.to(self.dtype)).float()
-        y = self.net(F.pad(x.to(self.dtype), (m, m, m, m), mode="replicate"))
-        return y[:, :, m * s : y.shape[2] - m * s, m * s : y.shape[3] - m * s].float()
+        return with_margin(self.net, x.to(self.dtype), self.scale, self.margin).float()
 
     def forward(self, x: Tensor) -> Tensor:
         return unit_to_codes(self.float_forward(codes_to_unit(x, self.dtype)), x.dtype)
+
+
+class FloatIo(nn.Module):
+    """TensorRT's interface: (N, 3, H, W) float 0..1 in `io_dtype` → (N, 3, H·s, W·s) in `io_dtype`, the
+    body in `dtype`, no clamping (the colour conversion after it clamps). Casts appear only where the two
+    types differ: an fp16 graph has none, a bf16 one converts from and to float32 at its edges."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype, io_dtype: torch.dtype, *, scale: int, margin: int):
+        super().__init__()
+        self.net, self.dtype, self.io_dtype, self.scale, self.margin = net, dtype, io_dtype, scale, margin
+
+    def forward(self, x: Tensor) -> Tensor:
+        return with_margin(self.net, x.to(self.dtype), self.scale, self.margin).to(self.io_dtype)
+
+
+def with_margin(net: nn.Module, x: Tensor, scale: int, margin: int) -> Tensor:
+    """net(x) computed on x grown by `margin` replicated pixels, the grown part cropped from the output."""
+    if margin == 0:
+        return net(x)
+    m, s = margin, scale
+    y = net(F.pad(x, (m, m, m, m), mode="replicate"))
+    return y[:, :, m * s : y.shape[2] - m * s, m * s : y.shape[3] - m * s]
+
+
+def float_io_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The I/O type of TensorRT's graph for a body in `dtype`: fp16 stays fp16 (half the bytes to move);
+    bf16 and fp32 bodies take float32."""
+    return torch.float16 if dtype == torch.float16 else torch.float32
 
 
 def load_model(spec: ModelSpec, weights: Path) -> nn.Module:
@@ -83,20 +114,28 @@ def export_onnx(
     margin: int = 0,
     sample_size: tuple[int, int] = (64, 64),
     dtype: torch.dtype = torch.float32,
-    io: Literal["uint8", "uint16"] = "uint8",
+    io: Literal["uint8", "uint16", "float"] = "uint8",
 ) -> Path | BinaryIO:
-    """Write `model` as an ONNX graph with integer NHWC I/O (`io`) and dynamic batch, height and width.
+    """Write `model` as an ONNX graph with dynamic batch, height and width: integer NHWC I/O (`io` uint8,
+    or uint16 for sources deeper than 8 bits, the CPU path of 10-bit video), or float NCHW (TensorRT's).
 
-    With dtype float16/bfloat16 the weights and the body run in that type (casts at the integer edges):
-    the strongly typed graph TensorRT 10.12+ and 11 build reduced-precision engines from. io="uint16" is
-    the graph for sources deeper than 8 bits (the CPU path of 10-bit video).
+    With dtype float16/bfloat16 the weights and the body run in that type: the strongly typed graph
+    TensorRT 10.12+ and 11 build reduced-precision engines from.
     """
     net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)  # .to() works in place
-    wrapped = IntegerIo(net, dtype, scale=scale, margin=margin).eval()
-    # The TorchScript exporter has no uint16: that graph is traced with int32 (same graph, the codes
-    # scaled by 65535) and retyped to uint16 afterwards, at its input and at its final Cast.
-    uint16 = io == "uint16"
-    dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=torch.int32 if uint16 else torch.uint8)
+    wrapped: nn.Module
+    if io == "float":
+        io_dtype = float_io_dtype(dtype)
+        wrapped = FloatIo(net, dtype, io_dtype, scale=scale, margin=margin).eval()
+        dummy = torch.rand((1, 3, *sample_size), dtype=io_dtype)
+        axes = {0: "n", 2: "h", 3: "w"}, {0: "n", 2: "h_out", 3: "w_out"}
+    else:
+        wrapped = IntegerIo(net, dtype, scale=scale, margin=margin).eval()
+        # The TorchScript exporter has no uint16: that graph is traced with int32 (same graph, the codes
+        # scaled by 65535) and retyped to uint16 afterwards, at its input and at its final Cast.
+        code = torch.int32 if io == "uint16" else torch.uint8
+        dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=code)
+        axes = {0: "n", 1: "h", 2: "w"}, {0: "n", 1: "h_out", 2: "w_out"}
     with torch.no_grad():
         torch.onnx.export(
             wrapped,
@@ -104,14 +143,11 @@ def export_onnx(
             str(out) if isinstance(out, Path) else out,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            dynamic_axes={
-                INPUT_NAME: {0: "n", 1: "h", 2: "w"},
-                OUTPUT_NAME: {0: "n", 1: "h_out", 2: "w_out"},
-            },
+            dynamic_axes={INPUT_NAME: axes[0], OUTPUT_NAME: axes[1]},
             opset_version=BF16_OPSET if dtype == torch.bfloat16 else OPSET,
             dynamo=False,
         )
-    if uint16:
+    if io == "uint16":
         _retype_int32_io_to_uint16(out)
     return out
 
@@ -127,10 +163,8 @@ def _retype_int32_io_to_uint16(target: Path | BinaryIO) -> None:
     for value in (*graph.graph.input, *graph.graph.output):
         value.type.tensor_type.elem_type = onnx.TensorProto.UINT16
     producer = {o: n for n in graph.graph.node for o in n.output}
-    # The output is produced by Transpose(Cast(to=INT32)): retype that Cast.
-    node = producer[graph.graph.output[0].name]
-    while node.op_type != "Cast":
-        node = producer[node.input[0]]
+    node = producer[graph.graph.output[0].name]  # Cast(to=INT32), the graph's last op: retype it
+    assert node.op_type == "Cast", node.op_type
     for attr in node.attribute:
         if attr.name == "to":
             attr.i = onnx.TensorProto.UINT16

@@ -41,7 +41,7 @@ class ModelSpec:
     @property
     def widest_features(self) -> int:
         """The widest activation the architecture keeps (64 where its hyper-parameters do not say)."""
-        f = self.kwargs.get("features", 64)
+        f = self.kwargs.get("features", self.kwargs.get("d", 64))  # FSRCNN calls its width d
         return max(f) if isinstance(f, tuple | list) else int(f)
 
     def build(self) -> Any:
@@ -55,7 +55,7 @@ class ModelSpec:
 _SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("espcn-x2", "espcn:ESPCN", "sr", "post-upsampling", 2, {"skip": True}),
     ModelSpec("espcn-x3", "espcn:ESPCN", "sr", "post-upsampling", 3, {"skip": True}, edge_margin=4),
-    ModelSpec("fsrcnn-x2", "fsrcnn:FSRCNN", "sr", "post-upsampling", 2, edge_margin=8),
+    ModelSpec("fsrcnn-x2", "fsrcnn:FSRCNN", "sr", "post-upsampling", 2, {"d": 56}, edge_margin=8),
     ModelSpec("compact-x2", "compact:Compact", "sr", "post-upsampling", 2, {"features": 48, "num_conv": 10}),
     ModelSpec("compact-x4", "compact:Compact", "sr", "post-upsampling", 4, {"features": 48, "num_conv": 10}),
     ModelSpec("srcnn-x2", "srcnn:SRCNN", "sr", "pre-upsampling", 2, edge_margin=8),

@@ -363,8 +363,10 @@ class UpscaleJob:
         from vsr.pipeline.yuv import YuvSpec
 
         assert self.device_path is not None
-        self.device_path, batch = self.device_path.planned(fmt.height, fmt.width, self.request.scale)
-        self._batch = batch or self.request.batch
+        path, batch = self.device_path.planned(fmt.height, fmt.width, self.request.scale, self.request.batch)
+        self.device_path, self._batch = path, batch
+        for model, (low, high) in zip(self.models, path.shapes(fmt.height, fmt.width, batch), strict=True):
+            model.prepare(low, high)  # type: ignore[attr-defined]  (device models: TensorRT plans here)
         source = YuvSpec.of(fmt, layouts.decode)
         target = YuvSpec.of(fmt, layouts.encode, matrix=matrix)
         run = yuv_chain(self.models, fmt.height, source, target, self.device_path)  # type: ignore[arg-type]

@@ -206,6 +206,29 @@ def remeasure(names: list[str], root: Path, data_root: Path) -> dict[str, Any]:
     }
 
 
+def _export_graphs(name: str, model: nn.Module, root: Path) -> tuple[Path, Path]:
+    """Write the shipped graphs of `name`: uint8 I/O, and uint16 I/O for sources deeper than 8 bits."""
+    spec = get_spec(name)
+    onnx_path, uint16_path = root / f"{name}.onnx", root / f"{name}.uint16.onnx"
+    export_onnx(model, onnx_path, scale=spec.scale, margin=spec.edge_margin)
+    export_onnx(model, uint16_path, scale=spec.scale, margin=spec.edge_margin, io="uint16")
+    return onnx_path, uint16_path
+
+
+def export_graphs(names: list[str], root: Path) -> dict[str, dict[str, str]]:
+    """Re-export shipped models' graphs from their shipped weights (after a change of the graphs'
+    interface) and record the new hashes; the weights, and so every measured score, stay as they are."""
+    manifest_path = root / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    for name in names:
+        entry = manifest["models"][name]
+        weights = root / entry["weights"]
+        paths = (weights, *_export_graphs(name, load_model(get_spec(name), weights), root))
+        entry["sha256"] = {p.name: sha256(p) for p in paths}
+    atomic_write(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return {name: manifest["models"][name]["sha256"] for name in names}
+
+
 def ship(
     name: str, run_dir: Path, root: Path, data_root: Path, *, trained_on: str, recipe: str
 ) -> dict[str, Any]:
@@ -215,9 +238,7 @@ def ship(
     onnx_path = root / f"{name}.onnx"
     shutil.copyfile(run_dir / "model.safetensors", weights)
     model = load_model(spec, weights)
-    export_onnx(model, onnx_path, scale=spec.scale, margin=spec.edge_margin)
-    uint16_path = root / f"{name}.uint16.onnx"  # the same model with uint16 I/O, for 10-bit sources
-    export_onnx(model, uint16_path, scale=spec.scale, margin=spec.edge_margin, io="uint16")
+    onnx_path, uint16_path = _export_graphs(name, model, root)
     config = json.loads((run_dir / "config.json").read_text())
     history = json.loads((run_dir / "history.json").read_text())
     entry: dict[str, Any] = {
