@@ -85,7 +85,9 @@ def test_backend_contract(backend_name: str, model_name: str, tmp_path: Path) ->
             assert out.shape == (n, h * s, w * s, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
             assert np.abs(out.astype(np.int16) - reference.run(batch)).max() <= 1
             assert np.array_equal(out, backend.run(batch))  # deterministic
-            # frames in a batch are independent of each other
-            assert np.array_equal(out[:1], backend.run(batch[:1]))
+            # Frames in a batch are independent of each other: exactly on the CPU; within one level on a
+            # GPU, whose kernels (and TF32 use) differ with the batch size.
+            alone = backend.run(batch[:1]).astype(np.int16)
+            assert np.abs(out[:1] - alone).max() <= (1 if backend_name in ("torch-cuda", "tensorrt") else 0)
         flat = np.full((1, 16, 16, 3), 128, np.uint8)
         assert np.abs(backend.run(flat).astype(int) - 128).max() <= 3  # a flat picture stays flat

@@ -3,9 +3,11 @@ the memory plan, and a whole job with planar YUV staged through torch (on CUDA w
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.filter
 import media_fixtures as mf
 import numpy as np
 import pytest
@@ -94,6 +96,102 @@ def test_ten_bit_precision_survives_the_round_trip() -> None:
     spec = YuvSpec(1, False, 10)
     back = rgb_to_yuv420(yuv420_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], h, spec), spec)
     assert np.array_equal(back[0, :h].numpy().astype(np.uint16), codes[:h])
+
+
+def _swscale(frame: av.VideoFrame, fmt: str, **positions: int) -> av.VideoFrame:
+    """FFmpeg's own conversion with explicit chroma positions (1/256 of a luma sample; -1 for 4:2:0's
+    halfway is 128), BT.709 limited range, accurate rounding and full chroma interpolation."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(
+        width=frame.width, height=frame.height, format=frame.format, time_base=Fraction(1, 25)
+    )
+    side = "out" if fmt.startswith("yuv") else "in"
+    options = ":".join(f"{k}={v}" for k, v in positions.items())
+    scale = graph.add(
+        "scale",
+        f"{options}:{side}_color_matrix=bt709:{side}_range=tv:flags=bilinear+accurate_rnd+full_chroma_int",
+    )
+    convert, sink = graph.add("format", fmt), graph.add("buffersink")
+    source.link_to(scale)
+    scale.link_to(convert)
+    convert.link_to(sink)
+    graph.configure()
+    graph.push(frame)
+    return graph.pull()
+
+
+# AVCHROMA_LOC_* → swscale's chroma position (horizontal, vertical) in 1/256 of a luma sample.
+POSITIONS = {1: (0, 128), 2: (128, 128), 3: (0, 0)}
+
+
+def _chroma_rich(h: int, w: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    planes = [
+        128 + 100 * np.sin(x / 3.1 + y / 7),
+        128 + 90 * np.sin(y / 2.7),
+        128 + 100 * np.cos(x / 2.3 - y / 5),
+    ]
+    return np.stack(planes, -1).clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("location", sorted(POSITIONS))
+def test_chroma_is_read_from_where_ffmpeg_sited_it(location: int) -> None:
+    """Planes FFmpeg subsampled at one siting come back closest when read at that siting: a half-pixel
+    chroma shift (the old GPU path's) costs visibly more on fine colour detail."""
+    rgb = _chroma_rich(64, 96)
+    h_pos, v_pos = POSITIONS[location]
+    coded = _swscale(
+        av.VideoFrame.from_ndarray(rgb, format="rgb24"), "yuv420p", out_h_chr_pos=h_pos, out_v_chr_pos=v_pos
+    )
+    planes = torch.from_numpy(coded.to_ndarray()[None].copy())
+    error = {
+        loc: np.abs(_rgb8(yuv420_to_rgb(planes, 64, YuvSpec(1, False, 8, loc))).astype(int) - rgb).mean()
+        for loc in POSITIONS
+    }
+    assert min(error, key=error.__getitem__) == location
+    assert all(error[loc] > 1.3 * error[location] for loc in POSITIONS if loc != location), error
+
+
+def _format_with(**changes: int):  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from vsr.media.reader import SourceFormat
+
+    base = SourceFormat(64, 48, "yuv420p", Fraction(1, 25), None, Fraction(25), 1, 1, 1, 1)
+    return dataclasses.replace(base, **changes)
+
+
+def test_output_chroma_is_left_sited_as_decoders_assume() -> None:
+    rgb = _chroma_rich(64, 96)
+    unit = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    centred = _format_with(chroma_location=2)
+    assert YuvSpec.of(centred, "yuv420p").siting == ("mid", "mid")  # a centre-sited source is read so,
+    assert YuvSpec.of(centred, "yuv420p", matrix=1).siting == ("even", "mid")  # and written left-sited
+    planes = rgb_to_yuv420(unit, YuvSpec(1, False, 8)).numpy()[0]
+    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    error = {
+        loc: np.abs(
+            _swscale(frame, "rgb24", in_h_chr_pos=h, in_v_chr_pos=v).to_ndarray().astype(int) - rgb
+        ).mean()
+        for loc, (h, v) in POSITIONS.items()
+    }
+    assert min(error, key=error.__getitem__) == 1 and error[2] > 1.5 * error[1], error
+
+
+def test_the_reader_reports_the_streams_chroma_location(tmp_path: Path) -> None:
+    from vsr.media import VideoReader
+
+    for chromaloc, expected in ((0, 1), (2, 3), (1, 2)):  # x264's chroma_sample_loc_type → AVCHROMA_LOC
+        path = tmp_path / f"cl{chromaloc}.mkv"
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("libx264", rate=25, options={"x264-params": f"chromaloc={chromaloc}"})
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for i in range(3):
+                picture = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+                out.mux(stream.encode(picture.reformat(format="yuv420p")))
+            out.mux(stream.encode())
+        with VideoReader(path) as reader:
+            assert reader.format.chroma_location == expected, chromaloc
 
 
 def test_stager_returns_every_batch_in_order_with_overlap_slots() -> None:

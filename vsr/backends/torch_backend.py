@@ -37,6 +37,8 @@ class TorchBackend(DeviceBackend):
         channels_last = self.device.type == "cuda"
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
+            # Video runs one shape for thousands of frames: let cuDNN time its algorithms once per shape.
+            torch.backends.cudnn.benchmark = True
         if compile:
             # dynamic=True: one compiled graph for every frame size instead of a recompile per resolution.
             net = torch.compile(net, dynamic=True)
@@ -45,6 +47,9 @@ class TorchBackend(DeviceBackend):
         self._dtype, self._channels_last = dtype, channels_last
         self._net = IntegerIo(net, dtype, scale=spec.scale, margin=spec.edge_margin).eval()
         self._graphs: dict[tuple, tuple[Any, Any, Any]] = {} if cuda_graphs else None  # type: ignore[assignment]
+        # One memory pool for every shape's graph (whole frames, edge tiles): they replay one after another
+        # on one stream, so their scratch memory can be shared instead of held once per shape.
+        self._pool = torch.cuda.graph_pool_handle() if cuda_graphs else None
         where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
         extras = "".join(f", {x}" for x, on in (("compiled", compile), ("CUDA graphs", cuda_graphs)) if on)
         self.name = f"torch {torch.__version__} ({where}, {precision}{extras})"
@@ -96,7 +101,7 @@ class TorchBackend(DeviceBackend):
                 fn(static_in)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=self._pool):
             static_out = fn(static_in)
         return graph, static_in, static_out
 

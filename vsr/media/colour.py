@@ -3,6 +3,12 @@ reader and writer share."""
 
 from __future__ import annotations
 
+import re
+from fractions import Fraction
+
+import av
+import av.filter
+import av.logging
 from av.video.format import VideoFormat as PixelFormat
 from av.video.reformatter import Colorspace
 
@@ -21,6 +27,44 @@ MATRICES = {
     8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 14: "ictcp",
 }  # fmt: skip
 RANGES = {0: "unknown", 1: "tv", 2: "pc"}
+# av_chroma_location_name() of FFmpeg, keyed by AVCHROMA_LOC_*: where a subsampled chroma sample sits.
+CHROMA_LOCATIONS = {
+    0: "unspecified",
+    1: "left",
+    2: "center",
+    3: "topleft",
+    4: "top",
+    5: "bottomleft",
+    6: "bottom",
+}
+CHROMA_LEFT = 1  # MPEG-2, H.264 and HEVC 4:2:0 when the stream says nothing (what swscale assumes)
+
+
+def chroma_location(frame: av.VideoFrame) -> int:
+    """The decoder's AVCHROMA_LOC_* of `frame`, which PyAV does not expose: FFmpeg's showinfo filter
+    prints it ("cl:topleft"), so one frame is run through it with FFmpeg's log captured. 0 when unknown."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(
+        width=frame.width, height=frame.height, format=frame.format, time_base=Fraction(1, 25)
+    )
+    show, sink = graph.add("showinfo"), graph.add("buffersink")
+    source.link_to(show)
+    show.link_to(sink)
+    graph.configure()
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.INFO)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            graph.push(frame)
+            graph.pull()
+    finally:
+        av.logging.set_level(level)
+    names = {v: k for k, v in CHROMA_LOCATIONS.items()}
+    for _level, name, message in logs:
+        if name == "showinfo" and (match := re.search(r"\bcl:(\w+)", message)):
+            return names.get(match.group(1), 0)
+    return 0
+
 
 BT709 = 1
 SMPTE170M = 6  # the BT.601 matrix as SD sources tag it

@@ -81,6 +81,7 @@ class SourceFormat:
     color_range: int
     rotation: int = 0  # degrees of the display matrix; pixels are never rotated, the tag is carried
     hdr: HdrMetadata | None = None  # mastering display and content light level of the first frame
+    chroma_location: int = 0  # AVCHROMA_LOC_* of the first frame (0: the stream does not say)
 
     @property
     def bits(self) -> int:
@@ -188,7 +189,10 @@ class VideoReader:
             rotation = int(first[0].rotation) % 360 if first else 0
             hdr = from_frame(first[0]) if first else None
             rotation = rotation or tag_rotation(self._stream)
-            self.format = replace(_source_format(self._stream, rotation, path), hdr=hdr)
+            siting = colour.chroma_location(first[0]) if first else 0
+            self.format = replace(
+                _source_format(self._stream, rotation, path), hdr=hdr, chroma_location=siting
+            )
             self._field_order = FIELD_ORDERS.get(int(self._stream.codec_context.field_order or 0), "unknown")
             flagged = any(f.interlaced_frame for f in first)
             self._field_rate = field_rate

@@ -59,13 +59,14 @@ class _Slot:
 class DeviceStager:
     """Runs numpy batches through `fn` on `device` with `slots` alternating buffer sets (2 = double)."""
 
-    def __init__(self, fn: DeviceFn, device: torch.device, *, slots: int = 2) -> None:
+    def __init__(self, fn: DeviceFn, device: torch.device, *, slots: int = 3) -> None:
         if slots < 2:
             raise ValueError("double buffering needs at least two slots")
         self.fn = fn
         self.device = device
         self._cuda = device.type == "cuda"
-        make_event = torch.cuda.Event if self._cuda else _DoneEvent
+        # Blocking events: a host wait sleeps instead of spinning a core that x264 needs.
+        make_event = (lambda: torch.cuda.Event(blocking=True)) if self._cuda else _DoneEvent
         self._slots = [
             _Slot(uploaded=make_event(), computed=make_event(), downloaded=make_event()) for _ in range(slots)
         ]

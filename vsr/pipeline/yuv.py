@@ -3,18 +3,22 @@
 Planes arrive exactly as PyAV packs them, (N, H·3/2, W): Y (H, W), then U and V (H/2, W/2 each), flattened
 one after the other. 8-bit (uint8) and 10-bit (uint16, yuv420p10le) sources are converted with the
 source's own matrix and range, in float32, so 10-bit precision survives to the model and back.
-Chroma is MPEG-2 sited (left, vertically centred), as FFmpeg's swscale assumes for 4:2:0.
+
+Chroma is upsampled from where the source says its samples sit (the decoder's chroma location: left,
+centre, top-left...; left when it says nothing, as FFmpeg's swscale assumes) and written back left-sited
+(horizontally co-sited with even luma columns, vertically centred), the siting MPEG-2, H.264 and HEVC
+decoders assume of an untagged 4:2:0 stream: a [1, 2, 1]/4 filter on even columns, rows averaged in pairs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from vsr.media.colour import RANGE_FULL
+from vsr.media.colour import CHROMA_LEFT, RANGE_FULL
 from vsr.media.reader import SourceFormat
 
 # (Kr, Kb) of each FFmpeg AVCOL_SPC matrix the pipeline converts with (see vsr.media.colour).
@@ -36,13 +40,22 @@ class YuvSpec:
     matrix: int
     full_range: bool
     bits: int  # 8 or 10
+    chroma_location: int = CHROMA_LEFT  # AVCHROMA_LOC_*; 0 (unspecified) is read as left
 
     @classmethod
     def of(cls, fmt: SourceFormat, layout: str, matrix: int | None = None) -> YuvSpec:
-        """The spec of `layout` planes of a source `fmt`; `matrix` overrides its matrix (for the output)."""
-        return cls(
-            matrix or fmt.colorspace, fmt.color_range == RANGE_FULL, 10 if layout == "yuv420p10le" else 8
-        )
+        """The spec of `layout` planes of a source `fmt` (sited where the source says); with `matrix`, the
+        output's spec: that matrix, left-sited chroma."""
+        bits = 10 if layout == "yuv420p10le" else 8
+        full = fmt.color_range == RANGE_FULL
+        if matrix is not None:
+            return cls(matrix, full, bits)
+        return cls(fmt.colorspace, full, bits, fmt.chroma_location or CHROMA_LEFT)
+
+    @property
+    def siting(self) -> tuple[Phase, Phase]:
+        """(horizontal, vertical) phase of the chroma samples against the luma grid."""
+        return _SITING.get(self.chroma_location, _SITING[CHROMA_LEFT])
 
     @property
     def coefficients(self) -> tuple[float, float]:
@@ -69,15 +82,59 @@ def split_planes(planes: Tensor, height: int) -> tuple[Tensor, Tensor, Tensor]:
     return y, u, v
 
 
-def _upsample_chroma(c: Tensor) -> Tensor:
-    # Left-sited horizontally (co-sited with even luma columns), centred vertically: a linear filter that
-    # puts each chroma sample on even columns, and between rows.
-    n, h, w = c.shape
-    x = c[:, None]
-    x = F.interpolate(x, size=(2 * h, w), mode="bilinear", align_corners=False)  # vertical: centred
-    right = torch.cat([x[..., 1:], x[..., -1:]], dim=-1)
-    out = torch.stack([x, (x + right) / 2], dim=-1).reshape(n, 1, 2 * h, 2 * w)  # horizontal: co-sited
-    return out[:, 0]
+# Where a chroma sample sits along one axis: on the even luma sample, halfway to the next, or on the odd.
+Phase = Literal["even", "mid", "odd"]
+# AVCHROMA_LOC_* → (horizontal, vertical) phase.
+_SITING: dict[int, tuple[Phase, Phase]] = {
+    1: ("even", "mid"),  # left: MPEG-2, H.264, HEVC 4:2:0
+    2: ("mid", "mid"),  # center: MPEG-1, JPEG
+    3: ("even", "even"),  # topleft: BT.2020 / UHD Blu-ray, DV 4:2:0
+    4: ("mid", "even"),  # top
+    5: ("even", "odd"),  # bottomleft
+    6: ("mid", "odd"),  # bottom
+}
+
+
+def _shifted(x: Tensor, step: int, dim: int) -> Tensor:
+    """x moved by one sample along `dim` (step -1: each place holds its left/upper neighbour), with the
+    edge sample repeated."""
+    n = x.shape[dim]
+    if step < 0:
+        return torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, n - 1)], dim=dim)
+    return torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim=dim)
+
+
+def _upsample(c: Tensor, dim: int, phase: Phase) -> Tensor:
+    """Linear interpolation ×2 along `dim` from samples at `phase`: each output sample weighs the chroma
+    samples around its own position."""
+    if phase == "even":  # sample k at 2k: copy it, and average with k+1 for 2k+1
+        even, odd = c, (c + _shifted(c, 1, dim)) / 2
+    elif phase == "odd":  # sample k at 2k+1
+        even, odd = (_shifted(c, -1, dim) + c) / 2, c
+    else:  # sample k at 2k+½: three quarters of it and one of the nearer neighbour
+        even, odd = 0.75 * c + 0.25 * _shifted(c, -1, dim), 0.75 * c + 0.25 * _shifted(c, 1, dim)
+    return torch.stack([even, odd], dim=dim + 1).flatten(dim, dim + 1)
+
+
+def _downsample(x: Tensor, dim: int, phase: Phase) -> Tensor:
+    """Halve `dim`, each chroma sample the average of the luma-grid samples around its `phase` position:
+    [1, 2, 1]/4 centred on co-sited samples, [1, 1]/2 for samples between two."""
+    even, odd = x.unflatten(dim, (x.shape[dim] // 2, 2)).unbind(dim + 1)
+    if phase == "even":
+        return (_shifted(odd, -1, dim) + 2 * even + odd) / 4
+    if phase == "odd":
+        return (even + 2 * odd + _shifted(even, 1, dim)) / 4
+    return (even + odd) / 2
+
+
+def _upsample_chroma(c: Tensor, siting: tuple[Phase, Phase]) -> Tensor:
+    """(N, H/2, W/2) chroma → (N, H, W), from where its samples sit."""
+    return _upsample(_upsample(c, 2, siting[0]), 1, siting[1])
+
+
+def _downsample_chroma(c: Tensor, siting: tuple[Phase, Phase]) -> Tensor:
+    """(N, H, W) chroma → (N, H/2, W/2), sited at `siting`."""
+    return _downsample(_downsample(c, 2, siting[0]), 1, siting[1])
 
 
 def yuv420_to_rgb(planes: Tensor, height: int, spec: YuvSpec) -> Tensor:
@@ -85,8 +142,8 @@ def yuv420_to_rgb(planes: Tensor, height: int, spec: YuvSpec) -> Tensor:
     y, u, v = (p.float() for p in split_planes(planes, height))
     y_off, y_span, c_mid, c_span = spec._levels()
     luma = (y - y_off) / y_span
-    cb = _upsample_chroma((u - c_mid) / c_span)
-    cr = _upsample_chroma((v - c_mid) / c_span)
+    cb = _upsample_chroma((u - c_mid) / c_span, spec.siting)
+    cr = _upsample_chroma((v - c_mid) / c_span, spec.siting)
     kr, kb = spec.coefficients
     kg = 1.0 - kr - kb
     r = luma + 2 * (1 - kr) * cr
@@ -98,8 +155,7 @@ def yuv420_to_rgb(planes: Tensor, height: int, spec: YuvSpec) -> Tensor:
 def rgb_to_yuv420(rgb: Tensor, spec: YuvSpec) -> Tensor:
     """(N, 3, H, W) float RGB 0..1 → packed 4:2:0 planes (uint8, or int16-held 10-bit codes as uint16's bits).
 
-    Chroma is averaged from the two co-sited-and-right columns and the two rows of each 2×2 block, the
-    inverse siting of yuv420_to_rgb.
+    Chroma is filtered to the spec's siting (left for every output: see the module's note).
     """
     rgb = rgb.float().clamp(0.0, 1.0)
     r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
@@ -115,7 +171,7 @@ def rgb_to_yuv420(rgb: Tensor, spec: YuvSpec) -> Tensor:
         return (x * span + offset).round().clamp(0.0, top)
 
     def subsample(c: Tensor) -> Tensor:
-        return F.avg_pool2d(c[:, None], 2)[:, 0]
+        return _downsample_chroma(c, spec.siting)
 
     planes = torch.cat(
         [
