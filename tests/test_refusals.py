@@ -3,6 +3,7 @@ work, and leaves no file behind."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import media_fixtures as mf
@@ -12,6 +13,21 @@ from vsr.backends.select import cuda_available, installed
 from vsr.cli import main
 
 NO_CUDA = not cuda_available()
+
+
+def _nvenc_opens() -> bool:
+    import av
+
+    ctx = av.CodecContext.create("h264_nvenc", "w")
+    ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 256, 256, "yuv420p", Fraction(1, 25)
+    try:
+        ctx.open()
+    except (OSError, ValueError, av.error.FFmpegError):
+        return False
+    return True
+
+
+NO_NVENC = not _nvenc_opens()
 TORCH = installed("torch")
 OPENVINO = installed("openvino")
 
@@ -37,6 +53,9 @@ REFUSED = [
     (["--scale", "5"], "no default model for scale 5", True),
     (["--model", "espcn-x2", "--scale", "4"], "upscales ×2, not ×4", True),
     (["--denoise", "espcn-x2"], "takes a denoiser", True),
+    (["--profile", "nvenc"], "h264_nvenc needs an NVIDIA GPU with NVENC", NO_NVENC),
+    (["--profile", "nvenc-hevc"], "hevc_nvenc needs an NVIDIA GPU with NVENC", NO_NVENC),
+    (["--codec", "av1_nvenc"], "av1_nvenc needs an NVIDIA GPU with NVENC", NO_NVENC),
 ]
 
 

@@ -53,13 +53,15 @@ class GridPoint:
 
 
 def _timed(call: Callable[[], None], sync: Callable[[], None], seconds: float) -> tuple[int, float]:
+    """Calls per elapsed time. Each call is synchronised, so the clock measures finished work and the
+    loop ends on time (unsynchronised, the host could queue far more work than `seconds` runs)."""
     call()  # warm-up: allocations, cuDNN/TensorRT tactic choice
     sync()
     calls, start = 0, time.perf_counter()
     while calls < 3 or time.perf_counter() - start < seconds:
         call()
+        sync()
         calls += 1
-    sync()
     return calls, time.perf_counter() - start
 
 
@@ -72,9 +74,11 @@ def model_grid(
     *,
     seconds: float = 1.0,
     log: Callable[[str], None] = lambda _m: None,
+    on_point: Callable[[list[GridPoint]], None] = lambda _p: None,
 ) -> list[GridPoint]:
-    """Measure every combination; combinations a backend cannot run are recorded as skipped, not dropped."""
-    points = []
+    """Measure every combination; combinations a backend cannot run are recorded as skipped, not dropped.
+    `on_point` sees the points so far after each one (a long grid's record survives a timeout)."""
+    points: list[GridPoint] = []
     for name, backend_name, precision in itertools.product(models, backends, precisions):
         model = shipped_model(name)
         try:
@@ -100,6 +104,7 @@ def model_grid(
                     point = _measure(model, backend, choice, precision, res, batch, seconds)
                     log(_describe(point))
                     points.append(point)
+                    on_point(points)
     return points
 
 
@@ -442,12 +447,20 @@ def run(
     e2e_size: str | None = None,
     e2e_frames: int = 48,
     log: Callable[[str], None] = lambda _m: None,
+    on_progress: Callable[[BenchResult], None] = lambda _r: None,
 ) -> BenchResult:
-    """The whole `vsr bench`: the grid and the end-to-end breakdown, with defaults chosen by device."""
+    """The whole `vsr bench`: the grid and the end-to-end breakdown, with defaults chosen by device.
+    `on_progress` sees the partial result after every grid point."""
     import platform
     import tempfile
 
     cuda = cuda_available()
+    gpu = None
+    if cuda:
+        import torch
+
+        gpu = torch.cuda.get_device_name()
+    machine = {"platform": platform.platform(), "processor": platform.processor(), "gpu": gpu}
     resolutions = list(resolutions or (["720p", "1080p"] if cuda else ["360p"]))
     if unknown := [r for r in [*resolutions, e2e_size or "360p"] if r not in RESOLUTIONS]:
         raise UsageError(f"unknown resolution {unknown[0]!r}; choose among {', '.join(RESOLUTIONS)}")
@@ -466,6 +479,7 @@ def run(
         backends,
         seconds=seconds,
         log=log,
+        on_point=lambda so_far: on_progress(BenchResult(machine, tuple(so_far), None)),
     )
     breakdown = None
     if e2e:
@@ -475,12 +489,6 @@ def run(
                 clip = synthetic_clip(Path(tmp) / "clip.mkv", height=h, width=w, frames=e2e_frames)
             model = e2e_model or ("compact-x2" if cuda else "espcn-x2")
             breakdown = end_to_end(clip, model, e2e_backend, precision=None, batch=None, out_dir=Path(tmp))
-    gpu = None
-    if cuda:
-        import torch
-
-        gpu = torch.cuda.get_device_name()
-    machine = {"platform": platform.platform(), "processor": platform.processor(), "gpu": gpu}
     return BenchResult(machine, tuple(points), breakdown)
 
 

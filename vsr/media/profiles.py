@@ -11,7 +11,19 @@ import av
 from vsr.errors import UsageError
 from vsr.media.writer import CRF_CODECS, EncodeOptions
 
-ProfileName = Literal["web", "prores", "master", "ffv1", "archive", "hevc10", "av1", "broadcast"]
+ProfileName = Literal[
+    "web",
+    "prores",
+    "master",
+    "ffv1",
+    "archive",
+    "hevc10",
+    "av1",
+    "broadcast",
+    "nvenc",
+    "nvenc-hevc",
+    "nvenc-av1",
+]
 MatrixName = Literal["bt709", "bt601", "bt2020"]
 # AVCOL_SPC of each --colorspace choice (BT.601 as SD sources tag it, smpte170m).
 MATRICES: dict[str, int] = {"bt709": 1, "bt601": 6, "bt2020": 9}
@@ -65,6 +77,20 @@ PROFILES: dict[str, OutputProfile] = {
         "mpeg2video", "yuv422p", (".mxf", ".ts", ".mkv"),
         "MPEG-2 4:2:2 at 50 Mbit/s, long GOP (12, two B-frames), XDCAM HD422-style, for playout",
         codec_options={"b": "50M", "maxrate": "50M", "bufsize": "17825792", "g": "12", "bf": "2"},
+    ),
+    # NVIDIA's hardware encoders, for cards that have them (not the H100/H200: Hopper has no NVENC): the
+    # encode leaves the CPU, which x264 at 4K saturates. Constant quality (VBR with cq, no bitrate cap).
+    "nvenc": OutputProfile(
+        "h264_nvenc", "yuv420p", (".mp4", ".mkv", ".mov"), "H.264 on the GPU's NVENC (preset p5, cq 19)",
+        codec_options={"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "19", "b": "0"},
+    ),
+    "nvenc-hevc": OutputProfile(
+        "hevc_nvenc", "p010le", (".mp4", ".mkv", ".mov"), "HEVC Main10 on the GPU's NVENC (preset p5, cq 21)",
+        codec_options={"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "21", "b": "0", "profile": "main10"},
+    ),
+    "nvenc-av1": OutputProfile(
+        "av1_nvenc", "p010le", (".mkv", ".mp4", ".webm"), "AV1 10-bit on NVENC (Ada and newer; cq 28)",
+        codec_options={"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "28", "b": "0"},
     ),
 }  # fmt: skip
 

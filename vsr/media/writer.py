@@ -188,6 +188,11 @@ class VideoWriter:
 
     def _refusal(self, exc: Exception) -> UsageError:
         ctx = self._video.codec_context
+        if ctx.name.endswith("_nvenc"):  # before the container check: every test stream would fail alike
+            return UsageError(
+                f"{self.target}: {ctx.name} needs an NVIDIA GPU with NVENC and its driver, and none answered "
+                f"({_reason(exc)}); the H100/H200 have no NVENC: use --codec libx264 or --profile web"
+            )
         fits = _containers_for(ctx.name, ctx.pix_fmt)
         if fits and self.target.suffix.lower() not in fits:
             return self._no_container(ctx.name, ctx.pix_fmt, fits)
