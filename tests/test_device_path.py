@@ -18,13 +18,14 @@ from vsr.backends.options import TorchOptions  # noqa: E402
 from vsr.backends.torch_backend import TorchBackend  # noqa: E402
 from vsr.media import EncodeOptions  # noqa: E402
 from vsr.media.colour import sws_matrix  # noqa: E402
+from vsr.media.planes import pack, unpack  # noqa: E402
 from vsr.media.profiles import EncodeSettings  # noqa: E402
 from vsr.models.artefacts import shipped_models  # noqa: E402
 from vsr.pipeline import UpscaleJob, UpscaleRequest  # noqa: E402
 from vsr.pipeline.device import DevicePath  # noqa: E402
 from vsr.pipeline.double_buffer import DeviceStager  # noqa: E402
 from vsr.pipeline.tiling import plan_for_memory, run_tiled, tiles  # noqa: E402
-from vsr.pipeline.yuv import YuvSpec, rgb_to_yuv420, yuv420_to_rgb  # noqa: E402
+from vsr.pipeline.yuv import YuvSpec, rgb_to_yuv, yuv_to_rgb  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 CASES = [
@@ -33,6 +34,10 @@ CASES = [
     (1, 2, "yuv420p"),
     (9, 1, "yuv420p10le"),
     (5, 2, "yuv420p10le"),
+    (1, 1, "yuv422p"),
+    (9, 2, "yuv422p10le"),
+    (1, 1, "yuv444p"),
+    (6, 1, "yuv444p10le"),
 ]
 
 
@@ -48,9 +53,9 @@ def _smooth(h: int, w: int) -> np.ndarray:
 
 def _to_codes(rgb: np.ndarray, matrix: int, full: bool, fmt: str) -> np.ndarray:
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-    return frame.reformat(
-        format=fmt, dst_colorspace=sws_matrix(matrix), dst_color_range=2 if full else 1
-    ).to_ndarray()
+    return pack(
+        frame.reformat(format=fmt, dst_colorspace=sws_matrix(matrix), dst_color_range=2 if full else 1)
+    )
 
 
 def _rgb8(rgb: torch.Tensor) -> np.ndarray:
@@ -66,10 +71,10 @@ def test_flat_colours_convert_like_swscale(matrix: int, rng: int, fmt: str) -> N
         rgb = np.empty((16, 16, 3), np.uint8)
         rgb[...] = colour
         codes = _to_codes(rgb, matrix, rng == 2, fmt)
-        spec = YuvSpec(matrix, rng == 2, 10 if "10" in fmt else 8)
-        ours = _rgb8(yuv420_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], 16, spec))
+        spec = YuvSpec(matrix, rng == 2, 10 if "10" in fmt else 8, layout=fmt)
+        ours = _rgb8(yuv_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], 16, spec))
         assert np.abs(ours.astype(int) - colour).max() <= 2, (colour, ours[0, 0])
-        back = rgb_to_yuv420(yuv420_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], 16, spec), spec)
+        back = rgb_to_yuv(yuv_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], 16, spec), spec)
         assert np.abs(back[0].numpy().astype(int) - codes).max() <= 1  # codes survive the round trip
 
 
@@ -77,9 +82,9 @@ def test_flat_colours_convert_like_swscale(matrix: int, rng: int, fmt: str) -> N
 def test_natural_pictures_come_back_at_least_as_close_as_swscale(matrix: int, rng: int, fmt: str) -> None:
     img = _smooth(48, 64)
     codes = _to_codes(img, matrix, rng == 2, fmt)
-    spec = YuvSpec(matrix, rng == 2, 10 if "10" in fmt else 8)
-    ours = _rgb8(yuv420_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], 48, spec))
-    frame = av.VideoFrame.from_ndarray(codes, format=fmt)
+    spec = YuvSpec(matrix, rng == 2, 10 if "10" in fmt else 8, layout=fmt)
+    ours = _rgb8(yuv_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], 48, spec))
+    frame = unpack(codes, fmt, 64, 48)
     theirs = frame.reformat(
         format="rgb24", src_colorspace=sws_matrix(matrix), src_color_range=rng
     ).to_ndarray()
@@ -94,8 +99,45 @@ def test_ten_bit_precision_survives_the_round_trip() -> None:
     codes[:h] = np.arange(300, 300 + w, dtype=np.uint16)[None]
     codes[h:] = 512
     spec = YuvSpec(1, False, 10)
-    back = rgb_to_yuv420(yuv420_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], h, spec), spec)
+    back = rgb_to_yuv(yuv_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], h, spec), spec)
     assert np.array_equal(back[0, :h].numpy().astype(np.uint16), codes[:h])
+
+
+@pytest.mark.parametrize("layout", ["yuv422p", "yuv422p10le", "yuv444p", "yuv444p10le"])
+def test_full_vertical_chroma_survives_the_device_path(layout: str) -> None:
+    """4:2:2 and 4:4:4 keep their chroma rows: stripes one row tall in Cb and Cr come back (a 4:2:0 detour,
+    the old GPU path's, averages them away)."""
+    from vsr.media.planes import PLANAR
+
+    h, w = 16, 32
+    planar = PLANAR[layout]
+    top = 1 << (planar.bits - 8)
+    codes = np.empty((planar.rows(h), w), planar.dtype)
+    codes[:h] = 126 * top
+    chroma = np.where(np.arange(h)[:, None] % 2 == 0, 100, 156) * top  # alternate rows: vertical detail
+    cw = w // planar.sub_w
+    cb = np.broadcast_to(chroma, (h, cw)).reshape(-1)
+    codes[h:].reshape(-1)[:] = np.concatenate([cb, 256 * top - cb])
+    spec = YuvSpec(1, False, planar.bits, layout=layout)
+    back = rgb_to_yuv(yuv_to_rgb(torch.from_numpy(codes.astype(np.int32))[None], h, spec), spec)
+    assert np.abs(back[0].numpy().astype(int) - codes).max() <= 1
+
+
+def test_the_device_path_keeps_the_sources_chroma_layout() -> None:
+    from vsr.pipeline.job import negotiate
+
+    for source, encoder, expected in (
+        ("yuv422p10le", "yuv422p10le", ("yuv422p10le", "yuv422p10le")),
+        ("yuv444p", "yuv420p", ("yuv444p", "yuv420p")),
+        ("yuv411p", "yuv422p", ("yuv422p", "yuv422p")),
+        ("yuv420p10le", "p010le", ("yuv420p10le", "yuv420p10le")),
+    ):
+        layouts = negotiate(_format_with(pix_fmt=source), [], device=True, encoder_pix_fmt=encoder)
+        assert (layouts.decode, layouts.encode) == expected, source
+    odd = _format_with(width=63)  # no whole chroma samples: the RGB path
+    assert negotiate(odd, [], device=True, encoder_pix_fmt="yuv420p").decode == "rgb24"
+    rgb_source = _format_with(pix_fmt="gbrp")
+    assert negotiate(rgb_source, [], device=True, encoder_pix_fmt="yuv420p").decode == "rgb24"
 
 
 def _swscale(frame: av.VideoFrame, fmt: str, **positions: int) -> av.VideoFrame:
@@ -145,14 +187,14 @@ def test_chroma_is_read_from_where_ffmpeg_sited_it(location: int) -> None:
     )
     planes = torch.from_numpy(coded.to_ndarray()[None].copy())
     error = {
-        loc: np.abs(_rgb8(yuv420_to_rgb(planes, 64, YuvSpec(1, False, 8, loc))).astype(int) - rgb).mean()
+        loc: np.abs(_rgb8(yuv_to_rgb(planes, 64, YuvSpec(1, False, 8, loc))).astype(int) - rgb).mean()
         for loc in POSITIONS
     }
     assert min(error, key=error.__getitem__) == location
     assert all(error[loc] > 1.3 * error[location] for loc in POSITIONS if loc != location), error
 
 
-def _format_with(**changes: int):  # type: ignore[no-untyped-def]
+def _format_with(**changes: object):  # type: ignore[no-untyped-def]
     import dataclasses
 
     from vsr.media.reader import SourceFormat
@@ -167,7 +209,7 @@ def test_output_chroma_is_left_sited_as_decoders_assume() -> None:
     centred = _format_with(chroma_location=2)
     assert YuvSpec.of(centred, "yuv420p").siting == ("mid", "mid")  # a centre-sited source is read so,
     assert YuvSpec.of(centred, "yuv420p", matrix=1).siting == ("even", "mid")  # and written left-sited
-    planes = rgb_to_yuv420(unit, YuvSpec(1, False, 8)).numpy()[0]
+    planes = rgb_to_yuv(unit, YuvSpec(1, False, 8)).numpy()[0]
     frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
     error = {
         loc: np.abs(
@@ -261,7 +303,14 @@ def test_memory_plan_batches_small_frames_and_tiles_huge_ones() -> None:
 
 
 @pytest.mark.parametrize(
-    "pix_fmt,codec,out_fmt", [("yuv420p", "libx264", "yuv420p"), ("yuv420p10le", "ffv1", "yuv420p10le")]
+    "pix_fmt,codec,out_fmt",
+    [
+        ("yuv420p", "libx264", "yuv420p"),
+        ("yuv420p10le", "ffv1", "yuv420p10le"),
+        ("yuv422p10le", "ffv1", "yuv422p10le"),  # 4:2:2 stays 4:2:2 on the GPU path
+        ("yuv444p", "ffv1", "yuv444p"),
+        ("yuv422p", "libx264", "yuv420p"),  # planes of one layout in, another out
+    ],
 )
 def test_job_on_the_device_path_keeps_timing_and_matches_the_rgb_path(
     pix_fmt: str, codec: str, out_fmt: str, media_dir: Path, tmp_path: Path
@@ -291,9 +340,9 @@ def test_job_on_the_device_path_keeps_timing_and_matches_the_rgb_path(
             assert [f.pts * f.time_base for f in frames] == [p * clip.time_base for p in clip.pts]
             outputs[label] = np.stack([f.to_ndarray(format="rgb24") for f in frames]).astype(int)
             assert len(c.streams.audio) == 1
-        if pix_fmt == "yuv420p10le":
+        if "10le" in pix_fmt:
             with av.open(str(out)) as c:
-                y = next(c.decode(video=0)).to_ndarray()[: clip.height * 2]
+                y = pack(next(c.decode(video=0)))[: clip.height * 2]
             assert len(np.unique(y % 4)) == 4  # real 10-bit codes, not 8-bit values shifted up
     # The same model on the two paths: only colour conversion and chroma filtering differ (a wrong matrix,
     # range or plane order would be off by tens of levels; the fixture's chroma detail accounts for ~2).

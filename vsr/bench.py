@@ -27,7 +27,7 @@ from vsr.backends.options import OrtOptions, TorchOptions
 from vsr.backends.select import Choice, choose, cuda_available, installed, open_backend
 from vsr.errors import BackendUnavailableError, ModelError, UsageError
 from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter
-from vsr.media.reader import yuv_layout
+from vsr.media.reader import PixelLayout, yuv_layout
 from vsr.models.artefacts import ShippedModel, shipped_model
 from vsr.pipeline import UpscaleJob, UpscaleRequest
 
@@ -252,7 +252,7 @@ def end_to_end(
             stages["compute"] = len(pixels) / (time.perf_counter() - t0)
             out_pixels = [p for b in out_pixels for p in b]
         stages["encode"] = _encode_alone(
-            clip, out_pixels, pts, model.spec.scale, encode, out_dir / "encode.mkv"
+            clip, out_pixels, pts, model.spec.scale, encode, out_dir / "encode.mkv", layout
         )
         request = UpscaleRequest(
             clip, out_dir / "e2e.mkv", scale=model.spec.scale, batch=size, encode=encode, overwrite=True
@@ -360,12 +360,16 @@ def _host_to_host(
 
 
 def _encode_alone(
-    clip: Path, pixels: list[np.ndarray], pts: list[int], scale: int, encode: EncodeOptions, out: Path
+    clip: Path,
+    pixels: list[np.ndarray],
+    pts: list[int],
+    scale: int,
+    encode: EncodeOptions,
+    out: Path,
+    layout: PixelLayout,
 ) -> float:
     with VideoReader(clip) as reader:
         fmt = reader.format
-        deep = pixels[0].dtype == np.uint16
-        layout = "rgb24" if pixels[0].ndim == 3 else ("yuv420p10le" if deep else "yuv420p")
         width, height = fmt.width * scale, fmt.height * scale
         with VideoWriter(
             out, source=fmt, streams=reader.streams, width=width, height=height, options=encode

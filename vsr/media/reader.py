@@ -29,18 +29,20 @@ from vsr.media._input import PEEK_FRAMES, PEEK_PACKETS, main_video_stream, open_
 from vsr.media.deinterlace import DeinterlaceMode, Deinterlacer, wants_deinterlace
 from vsr.media.filters import Letterbox
 from vsr.media.hdr import HdrMetadata, from_frame
+from vsr.media.planes import PLANAR, pack, planar_layout
 from vsr.media.probe import FIELD_ORDERS
 
 # Stream types copied untouched into the output; data tracks (timecode, chapter text) are left out.
 PASSTHROUGH_TYPES = ("audio", "subtitle", "attachment")
 
-PixelLayout = Literal["rgb24", "rgb48le", "yuv420p", "yuv420p10le"]
+PixelLayout = Literal[
+    "rgb24", "rgb48le", "yuv420p", "yuv420p10le", "yuv422p", "yuv422p10le", "yuv444p", "yuv444p10le"
+]
 # (ndim, dtype) of a frame's pixels in each layout: RGB is (H, W, 3), planar 4:2:0 is (H·3/2, W).
 LAYOUTS: dict[str, tuple[int, type]] = {
     "rgb24": (3, np.uint8),
     "rgb48le": (3, np.uint16),
-    "yuv420p": (2, np.uint8),
-    "yuv420p10le": (2, np.uint16),
+    **{name: (2, p.dtype) for name, p in PLANAR.items()},
 }
 
 
@@ -50,8 +52,9 @@ def rgb_layout(pix_fmt: str) -> PixelLayout:
 
 
 def yuv_layout(pix_fmt: str) -> PixelLayout:
-    """The planar 4:2:0 layout that keeps a source's precision: 10-bit for anything deeper than 8 bits."""
-    return "yuv420p10le" if colour.bit_depth(pix_fmt) > 8 else "yuv420p"
+    """The planar layout that keeps a source's chroma resolution (4:2:0, 4:2:2, 4:4:4) and precision
+    (10-bit for anything deeper than 8 bits)."""
+    return planar_layout(pix_fmt)  # type: ignore[return-value]
 
 
 # Damage is concealed and counted; the reader gives up only when the rejected packets are both many and
@@ -93,8 +96,9 @@ class SourceFormat:
 class Frame:
     """One decoded picture and the decoder's pts in SourceFormat.time_base units.
 
-    `pixels` is (H, W, 3) for rgb24 (uint8) and rgb48le (uint16), or PyAV's packed planes (H·3/2, W) for
-    yuv420p (uint8) and yuv420p10le (uint16): Y rows, then U, then V, as the GPU path uploads them.
+    `pixels` is (H, W, 3) for rgb24 (uint8) and rgb48le (uint16), or the packed planes of a planar
+    layout (vsr.media.planes: (H·3/2, W) for 4:2:0, (2H, W) for 4:2:2, (3H, W) for 4:4:4; uint8, or uint16
+    for the 10-bit ones): Y rows, then U, then V, as the GPU path uploads them.
     """
 
     pixels: np.ndarray
@@ -272,8 +276,8 @@ class VideoReader:
         """
         if layout not in LAYOUTS:
             raise ValueError(f"unknown pixel layout {layout!r}")
-        if layout.startswith("yuv") and (self.format.width % 2 or self.format.height % 2):
-            raise ValueError("planar 4:2:0 frames need an even picture size")
+        if layout in PLANAR and not PLANAR[layout].divides(self.format.width, self.format.height):
+            raise ValueError(f"{layout} frames need a picture size of whole chroma samples")
         self.stats = ReaderStats()
         self._last_pts, self._last_step = None, _ticks_per_frame(self._stream)
         self._deinterlacer = (
@@ -446,8 +450,8 @@ class VideoReader:
             pixels = picture.reformat(
                 format=layout, src_colorspace=self._src_matrix, src_color_range=self.format.color_range
             ).to_ndarray()
-        else:  # planar 4:2:0 as decoded (no conversion when the source already is), colour maths on the GPU
-            pixels = picture.reformat(format=layout).to_ndarray()
+        else:  # planar as decoded (no conversion when the source already is), colour maths on the GPU
+            pixels = pack(picture.reformat(format=layout))
         return Frame(np.ascontiguousarray(pixels), picture.pts, layout)
 
     def _guess_pts(self, picture: av.VideoFrame) -> int:

@@ -23,6 +23,7 @@ from vsr.files import discard, temporary_beside
 from vsr.media import colour
 from vsr.media.geometry import Placement
 from vsr.media.hdr import HLG, PQ
+from vsr.media.planes import PLANAR, unpack
 from vsr.media.reader import PixelLayout, SourceFormat, SourceStreams
 
 # Tags the muxer writes itself; copying the source's would describe the source, not the output.
@@ -245,13 +246,14 @@ class VideoWriter:
         """Encode one picture at `pts` (source time base units).
 
         rgb24/rgb48le: (height, width, 3) uint8/uint16, converted with the output's matrix and the source's
-        range. yuv420p/yuv420p10le:
+        range. Planar yuv layouts (vsr.media.planes):
         PyAV's packed planes, already in the source's matrix and range (the GPU path converts there).
         Pictures come at `frame_size`; one that differs from the encoder's size is resampled (Lanczos).
         """
         ctx = self._video.codec_context
         h, w = self._size
         rgb = layout in ("rgb24", "rgb48le")
+        planar = PLANAR.get(layout)
         if rgb:
             dtype = np.uint8 if layout == "rgb24" else np.uint16
             if pixels.shape != (h, w, 3) or pixels.dtype != dtype:
@@ -259,7 +261,7 @@ class VideoWriter:
             if not self._resample and not self._placement and (h, w) != (ctx.height, ctx.width):
                 # odd sizes: crop the last row/column
                 pixels = np.ascontiguousarray(pixels[: ctx.height, : ctx.width])
-        elif pixels.shape != (h * 3 // 2, w):
+        elif planar is None or pixels.shape != (planar.rows(h), w):
             raise ValueError(f"expected {layout} planes of size {self._size}, got {pixels.shape}")
         elif self._placement is not None:
             raise ValueError("a crop or pad placement takes RGB pictures")
@@ -274,7 +276,7 @@ class VideoWriter:
             tick = self._last_pts + 1
             self._pts_bumped += 1
         self._last_pts = tick
-        frame = av.VideoFrame.from_ndarray(pixels, format=layout)
+        frame = av.VideoFrame.from_ndarray(pixels, format=layout) if rgb else unpack(pixels, layout, w, h)
         size = {"width": ctx.width, "height": ctx.height, "interpolation": "LANCZOS"} if resample else {}
         if rgb and self.matrix != RGB_MATRIX:
             frame = frame.reformat(

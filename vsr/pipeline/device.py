@@ -1,6 +1,6 @@
 """The device path of a job: planar YUV uploaded as decoded, converted, run and converted back on the GPU.
 
-decode thread ─► model thread: DeviceStager (pinned double buffers, upload/compute/download streams)
+decode thread ─► model thread: DeviceStager (pinned buffers, upload/compute/download streams)
                   └─ on the device: Y'CbCr → RGB float → model chain (tiled if asked) → Y'CbCr codes
                 ─► encode thread: planes straight into the encoder's frames
 """
@@ -19,7 +19,7 @@ from vsr.errors import UsageError
 from vsr.models.registry import ModelSpec
 from vsr.pipeline.double_buffer import DeviceFn
 from vsr.pipeline.tiling import plan_for_memory, run_tiled, tiles
-from vsr.pipeline.yuv import YuvSpec, rgb_to_yuv420, yuv420_to_rgb
+from vsr.pipeline.yuv import YuvSpec, rgb_to_yuv, yuv_to_rgb
 
 
 @dataclass(frozen=True)
@@ -121,16 +121,17 @@ class DevicePath:
 def yuv_chain(
     models: Sequence[DeviceBackend], height: int, source: YuvSpec, target: YuvSpec, path: DevicePath
 ) -> DeviceFn:
-    """The per-batch device function: packed 4:2:0 planes in, packed 4:2:0 planes of the output size out."""
+    """The per-batch device function: packed planes in, packed planes of the output size out (each in its
+    own layout: a 4:2:2 source may be written as 4:2:0 if the encoder takes nothing else)."""
 
     @torch.inference_mode()
     def run(planes: Tensor) -> Tensor:
-        rgb = yuv420_to_rgb(planes, height, source).clamp_(0.0, 1.0)
+        rgb = yuv_to_rgb(planes, height, source).clamp_(0.0, 1.0)
         for model in models:
             if path.tile is None:
                 rgb = model.run_float(rgb)
             else:
                 rgb = run_tiled(model.run_float, rgb, scale=model.scale, tile=path.tile, overlap=path.overlap)
-        return rgb_to_yuv420(rgb, target)
+        return rgb_to_yuv(rgb, target)
 
     return run

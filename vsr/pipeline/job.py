@@ -31,6 +31,7 @@ from vsr.errors import OutputError, StalledError, UsageError
 from vsr.media import EncodeOptions, Frame, PixelLayout, ReaderStats, SourceFormat, VideoReader, VideoWriter
 from vsr.media.deinterlace import DeinterlaceMode
 from vsr.media.geometry import TargetSize, place
+from vsr.media.planes import PLANAR
 from vsr.media.reader import rgb_layout, yuv_layout
 from vsr.pipeline.threads import Channel, StageGroup
 from vsr.pipeline.tiling import run_tiled
@@ -230,15 +231,19 @@ class Layouts:
 def negotiate(fmt: SourceFormat, models: Sequence[Backend], *, device: bool, encoder_pix_fmt: str) -> Layouts:
     """The layouts for a source and a model chain, decided once before any thread starts.
 
-    The device path takes the decoder's planar 4:2:0 at the source's depth and returns 4:2:0 at the
-    encoder's (odd sizes have no 4:2:0 planes PyAV packs, and RGB encoders want RGB: both take the RGB
-    path). The CPU path decodes
+    The device path takes the decoder's planes at the source's chroma resolution and depth (4:2:0, 4:2:2
+    or 4:4:4) and returns planes in the encoder's (a size without whole chroma samples, an RGB source and an
+    RGB encoder take the RGB path). The CPU path decodes
     to RGB, 16-bit for sources deeper than 8 bits when every model of the chain takes uint16; otherwise
     such a source runs at 8 bits, and the job says so.
     """
     rgb_out = av.video.format.VideoFormat(encoder_pix_fmt).is_rgb  # RGB outputs take RGB frames
-    if device and not rgb_out and fmt.width % 2 == 0 and fmt.height % 2 == 0:
-        return Layouts(yuv_layout(fmt.pix_fmt), yuv_layout(encoder_pix_fmt))
+    rgb_in = av.video.format.VideoFormat(fmt.pix_fmt).is_rgb
+    if device and not (rgb_in or rgb_out):
+        decode, encode = yuv_layout(fmt.pix_fmt), yuv_layout(encoder_pix_fmt)
+        # The output is the input ×scale (the writer's resample or placement refuses planes anyway).
+        if PLANAR[decode].divides(fmt.width, fmt.height) and PLANAR[encode].divides(fmt.width, fmt.height):
+            return Layouts(decode, encode)
     layout = rgb_layout(fmt.pix_fmt)
     shallow = [m.name for m in models if UINT16 not in m.dtypes]
     if layout == "rgb48le" and shallow:

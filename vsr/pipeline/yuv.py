@@ -1,8 +1,9 @@
-"""Y'CbCr 4:2:0 ⇄ RGB on the device, in torch: the colour conversion the GPU path keeps off the CPU.
+"""Planar Y'CbCr ⇄ RGB on the device, in torch: the colour conversion the GPU path keeps off the CPU.
 
-Planes arrive exactly as PyAV packs them, (N, H·3/2, W): Y (H, W), then U and V (H/2, W/2 each), flattened
-one after the other. 8-bit (uint8) and 10-bit (uint16, yuv420p10le) sources are converted with the
-source's own matrix and range, in float32, so 10-bit precision survives to the model and back.
+Planes arrive packed as vsr.media.planes lays them out, (N, rows, W): Y (H, W), then U and V (H/sh, W/sw
+each), flattened one after the other, for 4:2:0, 4:2:2 and 4:4:4 alike, so a source's chroma resolution
+survives the GPU path. 8-bit (uint8) and 10-bit (uint16) sources are converted with the source's own matrix
+and range, in float32, so 10-bit precision survives to the model and back.
 
 Chroma is upsampled from where the source says its samples sit (the decoder's chroma location: left,
 centre, top-left...; left when it says nothing, as FFmpeg's swscale assumes) and written back left-sited
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor
 
 from vsr.media.colour import CHROMA_LEFT, RANGE_FULL
+from vsr.media.planes import PLANAR, Planar
 from vsr.media.reader import SourceFormat
 
 # (Kr, Kb) of each FFmpeg AVCOL_SPC matrix the pipeline converts with (see vsr.media.colour).
@@ -35,22 +37,29 @@ _KR_KB = {
 
 @dataclass(frozen=True)
 class YuvSpec:
-    """How the source's codes map to colour: matrix (AVCOL_SPC), range and bit depth."""
+    """How the planes' codes map to colour: matrix (AVCOL_SPC), range, bit depth, chroma siting and
+    subsampling."""
 
     matrix: int
     full_range: bool
     bits: int  # 8 or 10
     chroma_location: int = CHROMA_LEFT  # AVCHROMA_LOC_*; 0 (unspecified) is read as left
+    layout: str = "yuv420p"  # the planar layout (vsr.media.planes): its subsampling
 
     @classmethod
     def of(cls, fmt: SourceFormat, layout: str, matrix: int | None = None) -> YuvSpec:
         """The spec of `layout` planes of a source `fmt` (sited where the source says); with `matrix`, the
         output's spec: that matrix, left-sited chroma."""
-        bits = 10 if layout == "yuv420p10le" else 8
+        bits = PLANAR[layout].bits
         full = fmt.color_range == RANGE_FULL
         if matrix is not None:
-            return cls(matrix, full, bits)
-        return cls(fmt.colorspace, full, bits, fmt.chroma_location or CHROMA_LEFT)
+            return cls(matrix, full, bits, CHROMA_LEFT, layout)
+        return cls(fmt.colorspace, full, bits, fmt.chroma_location or CHROMA_LEFT, layout)
+
+    @property
+    def planar(self) -> Planar:
+        """Subsampling and depth of the layout."""
+        return PLANAR[self.layout]
 
     @property
     def siting(self) -> tuple[Phase, Phase]:
@@ -71,14 +80,17 @@ class YuvSpec:
         return 16 * step, 219 * step, 128 * step, 224 * step
 
 
-def split_planes(planes: Tensor, height: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(N, H·3/2, W) packed planes → Y (N, H, W), U and V (N, H/2, W/2); views, no copy."""
+def split_planes(
+    planes: Tensor, height: int, planar: Planar = PLANAR["yuv420p"]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(N, rows, W) packed planes → Y (N, H, W), U and V (N, H/sh, W/sw); views, no copy."""
     n, _, w = planes.shape
     flat = planes.reshape(n, -1)
-    luma, chroma = height * w, (height // 2) * (w // 2)
+    ch, cw = height // planar.sub_h, w // planar.sub_w
+    luma, chroma = height * w, ch * cw
     y = flat[:, :luma].reshape(n, height, w)
-    u = flat[:, luma : luma + chroma].reshape(n, height // 2, w // 2)
-    v = flat[:, luma + chroma :].reshape(n, height // 2, w // 2)
+    u = flat[:, luma : luma + chroma].reshape(n, ch, cw)
+    v = flat[:, luma + chroma :].reshape(n, ch, cw)
     return y, u, v
 
 
@@ -127,23 +139,29 @@ def _downsample(x: Tensor, dim: int, phase: Phase) -> Tensor:
     return (even + odd) / 2
 
 
-def _upsample_chroma(c: Tensor, siting: tuple[Phase, Phase]) -> Tensor:
-    """(N, H/2, W/2) chroma → (N, H, W), from where its samples sit."""
-    return _upsample(_upsample(c, 2, siting[0]), 1, siting[1])
+def _upsample_chroma(c: Tensor, spec: YuvSpec) -> Tensor:
+    """(N, H/sh, W/sw) chroma → (N, H, W), from where its samples sit (only subsampled axes are filtered)."""
+    (h_phase, v_phase), planar = spec.siting, spec.planar
+    if planar.sub_w == 2:
+        c = _upsample(c, 2, h_phase)
+    return _upsample(c, 1, v_phase) if planar.sub_h == 2 else c
 
 
-def _downsample_chroma(c: Tensor, siting: tuple[Phase, Phase]) -> Tensor:
-    """(N, H, W) chroma → (N, H/2, W/2), sited at `siting`."""
-    return _downsample(_downsample(c, 2, siting[0]), 1, siting[1])
+def _downsample_chroma(c: Tensor, spec: YuvSpec) -> Tensor:
+    """(N, H, W) chroma → (N, H/sh, W/sw), sited at the spec's siting."""
+    (h_phase, v_phase), planar = spec.siting, spec.planar
+    if planar.sub_w == 2:
+        c = _downsample(c, 2, h_phase)
+    return _downsample(c, 1, v_phase) if planar.sub_h == 2 else c
 
 
-def yuv420_to_rgb(planes: Tensor, height: int, spec: YuvSpec) -> Tensor:
-    """Packed 4:2:0 planes (integer codes) → (N, 3, H, W) float32 RGB in 0..1 (not clamped)."""
-    y, u, v = (p.float() for p in split_planes(planes, height))
+def yuv_to_rgb(planes: Tensor, height: int, spec: YuvSpec) -> Tensor:
+    """Packed planes (integer codes) → (N, 3, H, W) float32 RGB in 0..1 (not clamped)."""
+    y, u, v = (p.float() for p in split_planes(planes, height, spec.planar))
     y_off, y_span, c_mid, c_span = spec._levels()
     luma = (y - y_off) / y_span
-    cb = _upsample_chroma((u - c_mid) / c_span, spec.siting)
-    cr = _upsample_chroma((v - c_mid) / c_span, spec.siting)
+    cb = _upsample_chroma((u - c_mid) / c_span, spec)
+    cr = _upsample_chroma((v - c_mid) / c_span, spec)
     kr, kb = spec.coefficients
     kg = 1.0 - kr - kb
     r = luma + 2 * (1 - kr) * cr
@@ -152,8 +170,9 @@ def yuv420_to_rgb(planes: Tensor, height: int, spec: YuvSpec) -> Tensor:
     return torch.stack([r, g, b], dim=1)
 
 
-def rgb_to_yuv420(rgb: Tensor, spec: YuvSpec) -> Tensor:
-    """(N, 3, H, W) float RGB 0..1 → packed 4:2:0 planes (uint8, or int16-held 10-bit codes as uint16's bits).
+def rgb_to_yuv(rgb: Tensor, spec: YuvSpec) -> Tensor:
+    """(N, 3, H, W) float RGB 0..1 → packed planes of the spec's layout (uint8, or int16-held 10-bit codes
+    as uint16's bits).
 
     Chroma is filtered to the spec's siting (left for every output: see the module's note).
     """
@@ -171,7 +190,7 @@ def rgb_to_yuv420(rgb: Tensor, spec: YuvSpec) -> Tensor:
         return (x * span + offset).round().clamp(0.0, top)
 
     def subsample(c: Tensor) -> Tensor:
-        return _downsample_chroma(c, spec.siting)
+        return _downsample_chroma(c, spec)
 
     planes = torch.cat(
         [
@@ -180,6 +199,6 @@ def rgb_to_yuv420(rgb: Tensor, spec: YuvSpec) -> Tensor:
             code(subsample(cr), c_mid, c_span).reshape(n, -1),
         ],
         dim=1,
-    ).reshape(n, h * 3 // 2, w)
+    ).reshape(n, spec.planar.rows(h), w)
     # 10-bit codes fit int16; torch has no uint16 arithmetic on every device, and the bits are the same.
     return planes.to(torch.uint8 if spec.bits == 8 else torch.int16)
