@@ -1,10 +1,16 @@
-"""Double-buffered device staging: upload of batch k+1 overlaps the compute of batch k.
+"""Multi-buffered device staging: upload of batch k+1 overlaps the compute of batch k and the download of
+batch k-1.
 
-Each slot owns a pinned host input buffer, a device input buffer and a pinned host output buffer, and
-three CUDA events. Three streams do the work: upload (host → device), compute (the model), download
-(device → host). The slots alternate, so while the compute stream runs batch k the upload stream is
-already copying batch k+1 and the download stream returns batch k-1; events order only what must be
-ordered (a slot's upload after its previous compute has consumed it, a download after its compute).
+Each slot owns a device input buffer and three CUDA events. Three streams do the work: upload (host →
+device), compute (the model), download (device → host). The slots rotate, so while the compute stream runs
+batch k the upload stream is already copying batch k+1 and the download stream returns batch k-1; events
+order only what must be ordered (a slot's upload after its previous compute has consumed it, a download
+after its compute).
+
+Host memory is pinned and pooled, so no frame is copied on the host more than it must be: the decode thread
+assembles each batch straight into a pinned buffer (host_batch), which is uploaded from where it lies and
+goes back to the pool once its batch is done; each result is downloaded into a pinned buffer of its own that
+the encode thread reads in place and gives back (release) when the batch is written.
 
 On the CPU the same code runs with no streams, no pinning and events that are already complete: the
 slot logic is then exercised by the tests of every machine.
@@ -13,6 +19,7 @@ slot logic is then exercised by the tests of every machine.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,12 +50,51 @@ class _DoneEvent:
         pass
 
 
+class HostPool:
+    """Host buffers (pinned where a CUDA device will copy them) lent and given back from several threads;
+    a new one is made when every buffer of a shape is out, so the pool grows only as far as the pipeline's
+    queues let batches pile up."""
+
+    def __init__(self, pinned: bool) -> None:
+        self._pinned = pinned
+        self._free: dict[tuple[tuple[int, ...], torch.dtype], list[Tensor]] = {}
+        self._lent: dict[int, Tensor] = {}  # by data pointer
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """A buffer of this shape and type (contents undefined)."""
+        with self._lock:
+            free = self._free.get((shape, dtype))
+            buffer = free.pop() if free else None
+        if buffer is None:
+            buffer = torch.empty(shape, dtype=dtype, pin_memory=self._pinned)
+        with self._lock:
+            self._lent[buffer.data_ptr()] = buffer
+        return buffer
+
+    def lent(self, array: np.ndarray) -> Tensor | None:
+        """The lent buffer `array` starts at (it may be a shorter view of it), if it is one of ours."""
+        with self._lock:
+            return self._lent.get(array.__array_interface__["data"][0])
+
+    def give(self, buffer: Tensor) -> None:
+        """Return a buffer taken from this pool; anything else is ignored."""
+        with self._lock:
+            if self._lent.pop(buffer.data_ptr(), None) is not None:
+                self._free.setdefault((tuple(buffer.shape), buffer.dtype), []).append(buffer)
+
+
+def as_numpy(buffer: Tensor) -> np.ndarray:
+    """A host tensor as the array the pipeline expects (int16-held 10-bit codes as the uint16 they are)."""
+    array = buffer.numpy()
+    return array.view(np.uint16) if array.dtype == np.int16 else array
+
+
 @dataclass
 class _Slot:
-    host_in: Tensor | None = None
     dev_in: Tensor | None = None
-    host_out: Tensor | None = None
-    out_dtype: np.dtype | None = None
+    host_in: Tensor | None = None  # the pooled buffer being uploaded, given back when the batch is done
+    host_out: Tensor | None = None  # the pooled buffer the result lands in, the encode thread's to give back
     uploaded: Any = None
     computed: Any = None
     downloaded: Any = None
@@ -57,7 +103,7 @@ class _Slot:
 
 
 class DeviceStager:
-    """Runs numpy batches through `fn` on `device` with `slots` alternating buffer sets (2 = double)."""
+    """Runs numpy batches through `fn` on `device` with `slots` rotating buffer sets (2 = double)."""
 
     def __init__(self, fn: DeviceFn, device: torch.device, *, slots: int = 3) -> None:
         if slots < 2:
@@ -74,6 +120,7 @@ class DeviceStager:
             self._upload, self._compute, self._download = (torch.cuda.Stream(device) for _ in range(3))
         self._pending: deque[_Slot] = deque()
         self._next = 0
+        self.inputs, self.outputs = HostPool(self._cuda), HostPool(self._cuda)
 
     @property
     def in_flight(self) -> int:
@@ -88,8 +135,15 @@ class DeviceStager:
     def _stream(self, name: str) -> contextlib.AbstractContextManager:
         return torch.cuda.stream(getattr(self, name)) if self._cuda else contextlib.nullcontext()
 
-    def _host(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-        return torch.empty(shape, dtype=dtype, pin_memory=self._cuda)
+    def host_batch(self, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+        """A pinned host array to assemble a batch in (from any thread); submit() uploads it in place.
+        A batch that ends short is submitted as a leading slice of it."""
+        return as_numpy(self.inputs.take(tuple(shape), _TORCH_DTYPE[np.dtype(dtype)]))
+
+    def release(self, result: np.ndarray) -> None:
+        """Give back a result collect() returned, once it has been read (from any thread)."""
+        if (buffer := self.outputs.lent(result)) is not None:
+            self.outputs.give(buffer)
 
     def submit(self, batch: np.ndarray, meta: Any = None) -> None:
         """Queue upload, compute and download of `batch`; returns once the upload is enqueued."""
@@ -98,19 +152,20 @@ class DeviceStager:
         slot = self._slots[self._next % len(self._slots)]
         self._next += 1
         dtype = _TORCH_DTYPE[batch.dtype]
-        if slot.used:
-            slot.uploaded.synchronize()  # the previous upload from host_in must be done before overwriting it
-        if slot.host_in is None or slot.host_in.shape != batch.shape or slot.host_in.dtype != dtype:
+        host = self.inputs.lent(batch)
+        if host is None:  # a batch from elsewhere: one memcpy into a pooled pinned buffer
+            host = self.inputs.take(batch.shape, dtype)
+            as_numpy(host)[...] = batch
+        source = host[: batch.shape[0]]  # a short last batch is a leading slice of its buffer
+        if slot.dev_in is None or slot.dev_in.shape != batch.shape or slot.dev_in.dtype != dtype:
             if slot.used:
                 slot.computed.synchronize()  # the old device buffer may still be read by its compute
-            slot.host_in = self._host(batch.shape, dtype)
             slot.dev_in = torch.empty(batch.shape, dtype=dtype, device=self.device)
-        slot.host_in.numpy()[...] = batch.view(slot.host_in.numpy().dtype)  # one memcpy into pinned memory
+        slot.host_in = host
         with self._stream("_upload"):
             if slot.used and self._cuda:
                 self._upload.wait_event(slot.computed)  # compute of the slot's last batch has read dev_in
-            assert slot.dev_in is not None
-            slot.dev_in.copy_(slot.host_in, non_blocking=True)
+            slot.dev_in.copy_(source, non_blocking=True)
             slot.uploaded.record()
         with self._stream("_compute"):
             if self._cuda:
@@ -121,24 +176,23 @@ class DeviceStager:
             if self._cuda:
                 self._download.wait_event(slot.computed)
                 result.record_stream(self._download)  # the allocator must not reuse it before the copy
-            out = slot.host_out
-            if out is None or out.shape != result.shape or out.dtype != result.dtype:
-                slot.host_out = self._host(tuple(result.shape), result.dtype)
+            slot.host_out = self.outputs.take(tuple(result.shape), result.dtype)
             slot.host_out.copy_(result, non_blocking=True)
             slot.downloaded.record()
         slot.used, slot.meta = True, meta
         self._pending.append(slot)
 
     def collect(self) -> tuple[np.ndarray, Any]:
-        """The oldest submitted batch's result (a host copy) and the meta it was submitted with."""
+        """The oldest submitted batch's result and the meta it was submitted with. The result lies in a
+        pooled pinned buffer, read in place: release() it once written."""
         if not self._pending:
             raise RuntimeError("nothing submitted")
         slot = self._pending.popleft()
-        slot.downloaded.synchronize()
-        assert slot.host_out is not None
-        out = slot.host_out.numpy().copy()  # copied: the pinned buffer serves the next batch
-        # 10-bit planes travel as int16 (see _TORCH_DTYPE) and come back as the uint16 they are.
-        return (out.view(np.uint16) if out.dtype == np.int16 else out), slot.meta
+        slot.downloaded.synchronize()  # so its compute, and the upload before it, are done too
+        assert slot.host_out is not None and slot.host_in is not None
+        self.inputs.give(slot.host_in)
+        out, slot.host_in, slot.host_out = slot.host_out, None, None
+        return as_numpy(out), slot.meta
 
     def drain(self) -> list[tuple[np.ndarray, Any]]:
         """Collect everything still in flight, oldest first."""
@@ -151,6 +205,7 @@ class DeviceStager:
         self._pending.clear()
         for slot in self._slots:
             slot.host_in = slot.dev_in = slot.host_out = None
+        self.inputs = self.outputs = HostPool(self._cuda)
 
     def __enter__(self) -> DeviceStager:
         return self

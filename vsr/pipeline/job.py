@@ -254,10 +254,11 @@ def negotiate(fmt: SourceFormat, models: Sequence[Backend], *, device: bool, enc
 
 @dataclass
 class _Batch:
-    pixels: np.ndarray  # (N, H, W, 3) RGB, or (N, H·3/2, W) packed 4:2:0 planes on the device path
+    pixels: np.ndarray  # (N, H, W, 3) RGB, or (N, rows, W) packed planes on the device path
     pts: list[int]
     packets: list[av.Packet]
     layout: PixelLayout
+    release: Callable[[], None] | None = None  # gives a pooled (pinned) buffer back once encoded
 
 
 class UpscaleJob:
@@ -418,20 +419,34 @@ class UpscaleJob:
     def _decode(self, items: Any, out: Channel) -> None:
         size, frames, pts, packets = self._batch, [], [], []
         layout: PixelLayout = "rgb24"
+        stager = self._stager
+        buffer: np.ndarray | None = None  # on the device path frames go straight into a pinned batch
+
+        def batch() -> _Batch:
+            if buffer is not None:
+                pixels = buffer[: len(pts)]
+            else:
+                pixels = np.stack(frames) if frames else np.empty((0, 0, 0, 3), np.uint8)
+            return _Batch(pixels, pts, packets, layout)
+
         for item in items:
             if isinstance(item, Frame):
-                frames.append(item.pixels)
+                if stager is not None:
+                    if buffer is None:
+                        buffer = stager.host_batch((size, *item.pixels.shape), item.pixels.dtype)
+                    buffer[len(pts)] = item.pixels
+                else:
+                    frames.append(item.pixels)
                 pts.append(item.pts)
                 layout = item.format
                 self.progress.decoded += 1
-                if len(frames) == size:
-                    out.put(_Batch(np.stack(frames), pts, packets, layout))
-                    frames, pts, packets = [], [], []
+                if len(pts) == size:
+                    out.put(batch())
+                    frames, pts, packets, buffer = [], [], [], None
             else:
                 packets.append(item)
-        if frames or packets:
-            pixels = np.stack(frames) if frames else np.empty((0, 0, 0, 3), np.uint8)
-            out.put(_Batch(pixels, pts, packets, layout))
+        if pts or packets:
+            out.put(batch())
         out.close()
 
     def _infer(self, inp: Channel, out: Channel) -> None:
@@ -457,8 +472,9 @@ class UpscaleJob:
 
         def emit_oldest() -> None:
             batch = waiting.popleft()
-            batch.pixels, _ = stager.collect()  # the oldest submitted is the oldest waiting with frames
-            batch.layout = self._encode_layout
+            pixels, _ = stager.collect()  # the oldest submitted is the oldest waiting with frames
+            batch.pixels, batch.layout = pixels, self._encode_layout
+            batch.release = lambda: stager.release(pixels)
             out.put(batch)
 
         for batch in inp:
@@ -483,3 +499,5 @@ class UpscaleJob:
             for picture, pts in zip(batch.pixels, batch.pts, strict=True):
                 writer.write_frame(picture, pts, batch.layout)
                 self.progress.encoded += 1
+            if batch.release is not None:
+                batch.release()
