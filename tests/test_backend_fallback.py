@@ -80,3 +80,50 @@ def test_no_batch_exceeds_the_plans_profile(tmp_path) -> None:  # type: ignore[n
 
     plan = plan_for_memory(80 << 30, 1080, 1920, scale=2, features=48, max_batch=4)
     assert plan.batch == 4  # an H200's free memory alone would allow far more
+
+
+def test_a_plan_that_fails_for_the_jobs_shapes_sends_the_job_to_torch(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """TensorRT builds its plan once the job knows its shapes; under auto a failure there reruns the job
+    on the next backend (the output written once, the reason in the result), as a failure at load does."""
+    torch = pytest.importorskip("torch")
+    import media_fixtures as mf
+
+    from vsr.backends import DeviceBackend, select
+    from vsr.errors import PlanError
+
+    class _DeviceNearest(DeviceBackend):
+        def __init__(self, name: str, scale: int, fail: bool) -> None:
+            self.name, self.scale, self.fail, self.device = name, scale, fail, torch.device("cpu")
+
+        def prepare(self, low: tuple, high: tuple) -> None:
+            if self.fail:
+                raise PlanError(f"no TensorRT plan for {low}..{high}: out of memory")
+
+        def run_float(self, x):  # type: ignore[no-untyped-def]
+            return torch.nn.functional.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+        def run(self, batch: np.ndarray) -> np.ndarray:
+            return batch.repeat(self.scale, axis=1).repeat(self.scale, axis=2)
+
+    monkeypatch.setattr(select, "installed", lambda module: True)
+    monkeypatch.setattr(select, "cuda_available", lambda: True)
+    opened: list[str] = []
+
+    def open_backend(options, model, *, log=lambda _m: None):  # type: ignore[no-untyped-def]
+        opened.append(options.name)
+        return _DeviceNearest(f"{options.name} stub", model.spec.scale, fail=options.name == "tensorrt")
+
+    monkeypatch.setattr(api, "open_backend", open_backend)
+    clip = mf.make_clip(tmp_path / "in.mkv", frames=5, width=64, height=48)
+    said: list[str] = []
+    result = vsr.upscale(clip.path, tmp_path / "out.mkv", model="espcn-x2", log=said.append)
+    assert opened == ["tensorrt", "torch"] and result.frames == 5
+    assert result.backend_reason.startswith(
+        "auto: TensorRT failed (no TensorRT plan for (1, 48, 64)..(2, 48, 64)"
+    )
+    assert said == [f"warning: {result.backend_reason}"] and (tmp_path / "out.mkv").is_file()
+    with pytest.raises(PlanError):  # asked for by name: no second chance
+        vsr.upscale(clip.path, tmp_path / "again.mkv", model="espcn-x2", backend="tensorrt")
+    assert not (tmp_path / "again.mkv").exists()

@@ -26,7 +26,7 @@ from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, TensorRTO
 from vsr.backends.select import Choice, choose, fallback, max_batch, open_backend
 from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, capped, make_profile  # noqa: F401  (public: CLI)
 from vsr.degradations import Damage, h264_degrade, jpeg_degrade, noise_degrade
-from vsr.errors import BackendUnavailableError, ModelError, UsageError
+from vsr.errors import BackendUnavailableError, ModelError, PlanError, UsageError
 from vsr.evaluate import (
     DENOISE_LEVELS,
     Score,
@@ -175,14 +175,23 @@ class Upscaler:
         self, chain: Sequence[ShippedModel], choice: Choice, *, tile: int | None = None, log: Log = _quiet
     ) -> None:
         self.models = [m.spec.name for m in chain]
-        self.choice = choice
         self.tile = tile
         self.scale = math.prod(m.spec.scale for m in chain)
+        self._chain, self._log = list(chain), log
+        self._open(choice)
+
+    def _open(self, choice: Choice) -> None:
         with contextlib.ExitStack() as stack:
             self.backends: list[Backend] = [
-                stack.enter_context(open_backend(choice.options, m, log=log)) for m in chain
+                stack.enter_context(open_backend(choice.options, m, log=self._log)) for m in self._chain
             ]
             self._stack = stack.pop_all()
+        self.choice = choice
+
+    def reopen(self, choice: Choice) -> None:
+        """Close the runtimes and load the chain again on `choice` (auto's next backend)."""
+        self._stack.close()
+        self._open(choice)
 
     @property
     def name(self) -> str:
@@ -337,10 +346,13 @@ class _Runner:
 
     def __init__(self, upscaler: Upscaler, job: _Job, on_progress: ProgressCallback | None, log: Log) -> None:
         self.upscaler, self.job, self.on_progress, self.log = upscaler, job, on_progress, log
+        self._plan()
+
+    def _plan(self) -> None:
+        """The CUDA staging plan of the loaded chain (None on the CPU)."""
+        upscaler, job = self.upscaler, self.job
         self.device_path = None
         if upscaler.choice.device == "cuda":
-            import torch
-
             from vsr.pipeline.device import DevicePath
 
             specs = [shipped_model(n).spec for n in upscaler.models]
@@ -351,8 +363,9 @@ class _Runner:
                 raise UsageError(f"--batch {job.batch} is over the TensorRT plan's profile (at most {limit})")
             profile = getattr(options, "profile", None)  # a plan asked for: batches and tiles fit into it
             box = None if profile is None else (profile.max[1], profile.max[2])
+            device = upscaler.backends[0].device  # type: ignore[attr-defined]  (device backends: torch, tensorrt)
             self.device_path = DevicePath.for_chain(
-                torch.device("cuda"), specs, tile=job.tile, auto=auto, max_batch=limit, max_box=box
+                device, specs, tile=job.tile, auto=auto, max_batch=limit, max_box=box
             )
 
     def make_job(self, request: UpscaleRequest, source: VideoReader | None = None) -> UpscaleJob:
@@ -373,7 +386,17 @@ class _Runner:
             )
         else:
             job = self.make_job(request)
-        result = job.run(self.on_progress)
+        try:
+            result = job.run(self.on_progress)
+        except PlanError as error:
+            # `auto` degrades gracefully at the job too: a plan that fails to build for the job's shapes
+            # sends the job (its output never written) to the next backend; a named backend fails loudly.
+            if (next_choice := fallback(self.upscaler.choice, error)) is None:
+                raise
+            self.log(f"warning: {next_choice.reason}")
+            self.upscaler.reopen(next_choice)
+            self._plan()
+            return self(request)
         return replace(result, model=self.upscaler.name, backend_reason=self.upscaler.choice.reason)
 
 

@@ -23,6 +23,11 @@ class ModelError(VsrError, RuntimeError):
     """A model or its artefacts are missing or inconsistent (a packaging defect, not the user's fault)."""
 
 
+class PlanError(ModelError):
+    """A runtime could not prepare a model for the job's shapes (a TensorRT plan that failed to build or
+    load); under `auto` the job runs again on the next backend."""
+
+
 class BackendUnavailableError(VsrError, RuntimeError):
     """The requested inference backend cannot run on this machine."""
 

@@ -38,7 +38,7 @@ from vsr.backends.trt_plan import (
     capped,
     fits,
 )
-from vsr.errors import BackendUnavailableError, ModelError, UsageError
+from vsr.errors import BackendUnavailableError, ModelError, PlanError, UsageError
 from vsr.files import atomic_write
 from vsr.models.artefacts import ShippedModel
 
@@ -230,11 +230,16 @@ class TensorRTBackend(DeviceBackend):
         digest = self._model.entry["sha256"][self._model.weights.name]
         opts = self._options
         key = plan_key(digest, opts.precision, ShapeProfile.around(low, high), opts.workspace_mib)
-        found = CachedPlan.covering(key, spec.name, low, high)
-        if found is not None:
-            self._load(found, ShapeProfile.parse(found.key().profile))
-        else:
-            self._load(*self._plan(ShapeProfile.around(low, high)))
+        try:
+            found = CachedPlan.covering(key, spec.name, low, high)
+            if found is not None:
+                self._load(found, ShapeProfile.parse(found.key().profile))
+            else:
+                self._load(*self._plan(ShapeProfile.around(low, high)))
+        except (ModelError, RuntimeError, MemoryError) as exc:  # TensorRT's own errors are RuntimeErrors
+            raise PlanError(
+                f"{spec.name}: no TensorRT plan for {ShapeProfile.around(low, high).describe()}: {exc}"
+            ) from exc
 
     def _load(self, plan: CachedPlan, profile: ShapeProfile) -> None:
         self._context = self._engine = None  # the old plan's memory goes before the new one's arrives
