@@ -118,12 +118,13 @@ def _measure(
     if choice.device == "cuda":
         import torch
 
-        x = torch.from_numpy(host).cuda()
+        # The model as the GPU path runs it: float NCHW from the colour conversion, float out.
+        x = torch.from_numpy(host).cuda().permute(0, 3, 1, 2).float().div_(255)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         free_before = torch.cuda.mem_get_info()[0]
         try:
-            calls, elapsed = _timed(lambda: backend.run_device(x), torch.cuda.synchronize, seconds)
+            calls, elapsed = _timed(lambda: backend.run_float(x), torch.cuda.synchronize, seconds)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             return GridPoint(**{**asdict(base), "skipped": "out of GPU memory"})
