@@ -12,6 +12,7 @@ slowest stage alone. Efficiency = end-to-end fps ÷ that bound.
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ from vsr.backends import DeviceBackend
 from vsr.backends.options import OrtOptions, TorchOptions
 from vsr.backends.select import Choice, choose, cuda_available, installed, open_backend
 from vsr.errors import BackendUnavailableError, ModelError, UsageError
+from vsr.files import atomic_write
 from vsr.media import EncodeOptions, Frame, VideoReader, VideoWriter
 from vsr.media.reader import PixelLayout, yuv_layout
 from vsr.models.artefacts import ShippedModel, shipped_model
@@ -452,10 +454,11 @@ def run(
     e2e_size: str | None = None,
     e2e_frames: int = 48,
     log: Callable[[str], None] = lambda _m: None,
-    on_progress: Callable[[BenchResult], None] = lambda _r: None,
+    out: Path | None = None,
 ) -> BenchResult:
     """The whole `vsr bench`: the grid and the end-to-end breakdown, with defaults chosen by device.
-    `on_progress` sees the partial result after every grid point."""
+    With `out`, the JSON record is written there after every grid point and at the end (atomically: a run
+    cut short leaves its last complete record)."""
     import platform
     import tempfile
 
@@ -484,7 +487,7 @@ def run(
         backends,
         seconds=seconds,
         log=log,
-        on_point=lambda so_far: on_progress(BenchResult(machine, tuple(so_far), None)),
+        on_point=lambda so_far: BenchResult(machine, tuple(so_far), None).save(out),
     )
     breakdown = None
     if e2e:
@@ -494,7 +497,9 @@ def run(
                 clip = synthetic_clip(Path(tmp) / "clip.mkv", height=h, width=w, frames=e2e_frames)
             model = e2e_model or ("compact-x2" if cuda else "espcn-x2")
             breakdown = end_to_end(clip, model, e2e_backend, precision=None, batch=None, out_dir=Path(tmp))
-    return BenchResult(machine, tuple(points), breakdown)
+    result = BenchResult(machine, tuple(points), breakdown)
+    result.save(out)
+    return result
 
 
 @dataclass(frozen=True)
@@ -504,6 +509,11 @@ class BenchResult:
     machine: dict[str, str | None]
     model_only: tuple[GridPoint, ...]
     end_to_end: EndToEnd | None
+
+    def save(self, path: Path | None) -> None:
+        """Write the JSON record to `path` (atomically), if one is given."""
+        if path is not None:
+            atomic_write(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON record (bench/results/*.json)."""

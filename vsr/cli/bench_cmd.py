@@ -75,21 +75,12 @@ def bench_command(
         e2e_size=e2e_size,
         e2e_frames=e2e_frames,
         log=(lambda m: None) if as_json else (lambda m: typer.echo(m, err=True)),
-        on_progress=lambda partial: _save(partial, out),
+        out=out,
     )
     record = json.dumps(result.to_dict(), indent=1)
-    _save(result, out)
     if chart is not None:
         bench.chart(result.model_only, result.end_to_end, chart)
     print(record) if as_json else _print(result)
-
-
-def _save(result: BenchResult, out: Path | None) -> None:
-    """Write the record (atomically: a run cut short leaves the last complete one)."""
-    if out is not None:
-        from vsr.files import atomic_write
-
-        atomic_write(out, json.dumps(result.to_dict(), indent=1) + "\n")
 
 
 def _print(result: BenchResult) -> None:
