@@ -11,9 +11,11 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# Re-install whenever pyproject.toml or constraints.txt change.
+# Re-install whenever pyproject.toml or constraints.txt change. spandrel (for `vsr import`) goes in without
+# the CUDA torchvision it would pull here (see pyproject's import extra).
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	$(PIP) install -q -c constraints.txt --no-deps spandrel
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)

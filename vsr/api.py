@@ -43,8 +43,9 @@ from vsr.media.deinterlace import DeinterlaceMode
 from vsr.media.geometry import FIT_MODES, TargetSize, place
 from vsr.media.profiles import MATRICES, PROFILES, OutputProfile
 from vsr.models import auto
-from vsr.models.artefacts import ShippedModel, load_manifest, shipped_model, shipped_models
+from vsr.models.artefacts import ShippedModel, all_models, load_manifest, shipped_model, shipped_models
 from vsr.models.auto import DEFAULT_MODELS
+from vsr.models.importer import Imported
 from vsr.models.registry import Degradation
 from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
 from vsr.pipeline.folder import STATUS_FILE, FileOutcome, plan, run_folder
@@ -759,9 +760,34 @@ def profiles() -> dict[str, OutputProfile]:
     return dict(PROFILES)
 
 
-def models() -> dict[str, ShippedModel]:
-    """Every shipped model by name, with its manifest entry (parameters, GFLOPs, measured quality, recipe)."""
-    return shipped_models()
+def models(imported: bool = True) -> dict[str, ShippedModel]:
+    """Every shipped model by name, with its manifest entry (parameters, GFLOPs, measured quality, recipe),
+    then (unless imported=False) every model `import_model` put in the user's store."""
+    return all_models() if imported else shipped_models()
+
+
+def models_dir() -> Path:
+    """The user's model store: $VSR_MODELS_DIR, else the platform's user data directory."""
+    from vsr.models.store import models_dir as where
+
+    return where()
+
+
+def import_model(
+    path: str | Path, *, name: str | None = None, scale: int | None = None
+) -> Imported | list[Imported]:
+    """Import a community checkpoint (.pth, .pt, .ckpt, .safetensors, through spandrel) or an ONNX file
+    (float NCHW RGB) into the user's model store ($VSR_MODELS_DIR), where every command and backend finds
+    it by `name` (default: the file's name). A folder imports each file in it and returns one result per
+    file, refusals included; a single file's refusal raises (UsageError or BadInputError)."""
+    from vsr.models.importer import import_file, import_folder
+
+    source = Path(path)
+    if source.is_dir():
+        if name is not None or scale is not None:
+            raise UsageError("--name and --scale apply to one file, not a folder")
+        return import_folder(source)
+    return import_file(source, name=name, scale=scale)
 
 
 def build_engine(

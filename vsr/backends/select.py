@@ -122,6 +122,12 @@ def open_backend(
     options: BackendOptions, model: ShippedModel, *, log: Callable[[str], None] = lambda _msg: None
 ) -> Backend:
     """Load a shipped model on a backend (TensorRT builds and caches its plan on first use)."""
+    runtimes = model.entry.get("runtimes")  # an imported ONNX file has no weights for torch or TensorRT
+    if runtimes is not None and options.name not in runtimes:
+        raise BackendUnavailableError(
+            f"{model.spec.name} was imported as an ONNX graph, which runs on {' and '.join(runtimes)}, "
+            f"not {options.name}"
+        )
     if isinstance(options, OrtOptions):
         from vsr.backends.ort_backend import OrtBackend
 

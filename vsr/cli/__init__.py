@@ -64,6 +64,7 @@ def _register() -> None:
         engine_cmd,
         eval_cmd,
         export_cmd,
+        import_cmd,
         models_cmd,
         probe_cmd,
         profiles_cmd,

@@ -73,11 +73,11 @@ def export_command(
     if damage_only:
         raise UsageError("--damage-only is a mode of --calibrate-auto")
     if graphs_only:
-        names = list(vsr.api.models()) if model == "all" else [model]
+        names = list(vsr.api.models(imported=False)) if model == "all" else [model]
         typer.echo(json.dumps(release.export_graphs(names, engines), indent=1))
         return
     if remeasure:
-        names = list(vsr.api.models()) if model == "all" else [model]
+        names = list(vsr.api.models(imported=False)) if model == "all" else [model]
         typer.echo(json.dumps(release.remeasure(names, engines, data), indent=1))
         return
     if run is None:

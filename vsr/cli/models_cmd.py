@@ -16,13 +16,16 @@ from vsr.cli import app
 def models_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest entries as JSON.")] = False,
 ) -> None:
-    """List every shipped model: task, scale, parameters, GFLOPs per 1080p input frame, Set5/Set14 PSNR."""
+    """List every shipped model (task, scale, parameters, GFLOPs per 1080p input frame, Set5/Set14 PSNR),
+    the choices of --model auto, and the models imported with `vsr import`."""
     import vsr.api
 
     models = {name: m.entry for name, m in vsr.api.models().items()}
     if as_json:
         print(json.dumps(models, indent=2, ensure_ascii=False))
         return
+    imported = {n: e for n, e in models.items() if e.get("imported")}
+    models = {n: e for n, e in models.items() if n not in imported}
     sr = {n: e for n, e in models.items() if e["task"] == "sr"}
     denoisers = {n: e for n, e in models.items() if e["task"] == "denoise"}
     console = Console()
@@ -34,6 +37,29 @@ def models_command(
         console.print(_denoise_table(denoisers))
     for scale, rows in vsr.api.auto_table().items():
         console.print(_auto_table(scale, rows))
+    if imported:
+        console.print(_imported_table(imported))
+
+
+def _imported_table(models: dict[str, dict]) -> Table:
+    """The user's imported models: where each came from, what it is, and its licence when it names one."""
+    table = _table(
+        "imported (vsr import; not measured by vsr)",
+        ["name", "architecture", "scale", "params", "GFLOPs", "licence", "source"],
+    )
+    for name, e in models.items():
+        gflops = f"{e['gflops_1080p']:.0f}" if "gflops_1080p" in e else "–"
+        grey = " (grey)" if e.get("input_channels") == 1 else ""
+        table.add_row(
+            name,
+            f"{e['arch_name']}{grey}",
+            f"×{e['scale']}",
+            f"{e['params']:,}",
+            gflops,
+            e.get("license") or "–",
+            e["source"]["file"],
+        )
+    return table
 
 
 def _table(title: str, columns: list[str]) -> Table:

@@ -52,11 +52,28 @@ def shipped_models(root: Path | None = None) -> dict[str, ShippedModel]:
     return models
 
 
+def imported_models(root: Path | None = None) -> dict[str, ShippedModel]:
+    """Every model `vsr import` put in the user's store (vsr.models.store), by name."""
+    from vsr.models import store
+
+    root = root or store.models_dir()
+    models = {}
+    for name, entry in store.load(root)["models"].items():
+        files = (root / entry["onnx"], root / entry["weights"], root / entry["onnx_uint16"])
+        models[name] = ShippedModel(store.spec_of(name, entry), *files, entry)
+    return models
+
+
+def all_models() -> dict[str, ShippedModel]:
+    """The shipped models, then the imported ones."""
+    return {**shipped_models(), **imported_models()}
+
+
 def shipped_model(name: str, root: Path | None = None) -> ShippedModel:
-    """The shipped model `name`; UsageError naming the shipped ones otherwise."""
-    models = shipped_models(root)
+    """The shipped (or, without `root`, imported) model `name`; UsageError naming the known ones otherwise."""
+    models = shipped_models(root) if root is not None else all_models()
     if name not in models:
-        raise UsageError(f"model {name!r} is not shipped; shipped: {', '.join(models)}")
+        raise UsageError(f"model {name!r} is neither shipped nor imported; known: {', '.join(models)}")
     model = models[name]
     for path in (model.onnx, model.onnx_uint16):
         if not path.is_file():

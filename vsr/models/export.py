@@ -100,7 +100,12 @@ def float_io_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def load_model(spec: ModelSpec, weights: Path) -> nn.Module:
-    """Build the architecture of `spec` and load its safetensors state dict, in eval mode."""
+    """Build the architecture of `spec` and load its safetensors state dict, in eval mode (an imported
+    model is rebuilt by spandrel from its stored weights, wrapped as at import)."""
+    if spec.family == "imported":
+        from vsr.models.checkpoint import rebuild
+
+        return rebuild(weights)
     model = spec.build()
     model.load_state_dict(load_file(str(weights)))
     return model.eval()

@@ -15,7 +15,7 @@ Task = Literal["sr", "denoise"]
 Degradation = Literal[
     "bicubic", "real"
 ]  # what the LR inputs of training were: the protocol's, or real damage
-Family = Literal["post-upsampling", "pre-upsampling", "denoise"]
+Family = Literal["post-upsampling", "pre-upsampling", "denoise", "imported"]
 
 
 @dataclass(frozen=True)

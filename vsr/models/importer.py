@@ -1,0 +1,101 @@
+"""`vsr import`: community checkpoints (through spandrel) and ONNX files into the user's model store.
+
+A checkpoint is read as data only (safetensors, or torch.load with weights_only=True: a file that needs
+arbitrary unpickling is refused, never run), its architecture, scale and channels are detected by spandrel,
+and the network is exported to vsr's own graphs: integer NHWC codes in and out (uint8, and uint16 for
+sources deeper than 8 bits), with layout, scaling, rounding and spandrel's padding to the architecture's
+size multiple inside the graph, N/H/W dynamic. Grey models run on luma, chroma upscaled bicubically. Before
+anything is written, the graph's output through ONNX Runtime is compared with spandrel's torch output on a
+test picture of odd size; an export that differs by more than one level is refused.
+
+An ONNX file (float NCHW RGB in 0..1, the community's norm) is checked and wrapped in the same integer
+interface by graph surgery, with no torch involved.
+
+The store is written file by file under temporary names and the manifest last (atomically), so a refused or
+interrupted import leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vsr.errors import BadInputError, UsageError
+from vsr.models import store
+
+CHECKPOINTS = (".pth", ".pt", ".ckpt", ".safetensors")
+SUFFIXES = (*CHECKPOINTS, ".onnx")
+
+
+@dataclass(frozen=True)
+class Imported:
+    """One file's import: what was found and where it went (or why it was refused)."""
+
+    source: str
+    name: str
+    arch: str = ""
+    scale: int = 0
+    params: int | None = None
+    status: str = "imported"  # or the refusal
+    seconds: float = 0.0
+    max_diff: int | None = None  # levels between ONNX Runtime and torch on the check picture
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "imported"
+
+
+def import_file(
+    path: Path, *, name: str | None = None, scale: int | None = None, root: Path | None = None
+) -> Imported:
+    """Import one checkpoint or ONNX file into the store; UsageError/BadInputError (exit 2) on refusal."""
+    t0 = time.perf_counter()
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise UsageError(f"{path}: vsr imports {', '.join(SUFFIXES)} files, not {suffix or 'this'}")
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    from vsr.models.artefacts import shipped_models
+
+    root = root or store.models_dir()
+    name = name or store.model_name(path.stem)
+    store.check_name(name, set(shipped_models()))
+    manifest = store.load(root)
+    if name in manifest["models"]:
+        raise UsageError(f"{name!r} is already imported (from {manifest['models'][name]['source']['file']}); "
+                         "choose another --name")  # fmt: skip
+    if suffix == ".onnx":
+        from vsr.models.onnx_import import from_onnx
+
+        entry, files = from_onnx(path, name)
+    else:
+        try:
+            from vsr.models.checkpoint import from_checkpoint
+        except ImportError as exc:
+            raise UsageError(
+                f"importing checkpoints needs torch: pip install 'vsr[import]' ({exc})"
+            ) from None
+        entry, files = from_checkpoint(path, name)
+    if scale is not None and scale != entry["scale"]:
+        raise UsageError(f"{path}: the model upscales ×{entry['scale']}, not ×{scale} as --scale says")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    entry["source"] = {"file": path.name, "sha256": digest}
+    entry["sha256"] = {f: hashlib.sha256(data).hexdigest() for f, data in files.items()}
+    store.add(root, name, entry, files)
+    return Imported(
+        str(path), name, entry["arch"], entry["scale"], entry.get("params"), "imported",
+        round(time.perf_counter() - t0, 2), entry.get("check_max_diff"),
+    )  # fmt: skip
+
+
+def import_folder(folder: Path, *, root: Path | None = None) -> list[Imported]:
+    """Import every checkpoint and ONNX file of a folder; a refused file is reported, not fatal."""
+    results = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES):
+        try:
+            results.append(import_file(path, root=root))
+        except (UsageError, BadInputError) as exc:
+            results.append(Imported(str(path), store.model_name(path.stem), status=str(exc)))
+    return results
