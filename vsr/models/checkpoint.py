@@ -9,11 +9,9 @@ torch on a test picture of odd size before anything is written; more than one le
 from __future__ import annotations
 
 import importlib
-import io
 import re
 import sys
 import types
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -202,62 +200,36 @@ def check_picture(height: int = 45, width: int = 37) -> np.ndarray:
     return np.clip(base + texture, 0, 255).astype(np.uint8)
 
 
-def from_checkpoint(path: Path, name: str) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The store entry and files (weights, uint8 and uint16 graphs) of a checkpoint."""
-    from safetensors.torch import save
-
-    from vsr.models.export import export_onnx
-
-    state, license = read_checkpoint(path)
-    descriptor = describe(state, path)
-    net = wrap(descriptor).eval()
-    graphs = {}
-    for io_kind, filename in (("uint8", f"{name}.onnx"), ("uint16", f"{name}.uint16.onnx")):
-        buffer = io.BytesIO()
-        try:
-            with warnings.catch_warnings():  # the exporter's notes on constant folding are not the user's
-                warnings.simplefilter("ignore")
-                export_onnx(net, buffer, scale=descriptor.scale, io=io_kind)  # type: ignore[arg-type]
-        except Exception as exc:
-            raise UsageError(
-                f"{path}: {descriptor.architecture.name} does not export to ONNX "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
-            ) from None
-        graphs[filename] = buffer.getvalue()
-    diff = _check(net, graphs[f"{name}.onnx"], path, descriptor.architecture.name)
-    if diff > TOLERANCE:
-        raise UsageError(f"{path}: the exported graph differs from torch by {diff} levels; not imported")
-    weights = save({k: v.contiguous() for k, v in descriptor.model.state_dict().items()})
-    params = sum(p.numel() for p in descriptor.model.parameters())
-    widest = max(
-        [m.out_channels for m in descriptor.model.modules() if isinstance(m, torch.nn.Conv2d)] or [64]
-    )
+def describe_entry(descriptor: Any, net: nn.Module) -> dict[str, Any]:
+    """The store entry's description of a checkpoint's model (files and hashes are added by the caller)."""
     req = descriptor.size_requirements
-    entry = {
+    convs = [m.out_channels for m in descriptor.model.modules() if isinstance(m, nn.Conv2d)]
+    return {
         "arch": descriptor.architecture.id,
         "arch_name": descriptor.architecture.name,
         "imported": True,
         "task": "sr" if descriptor.scale > 1 else "denoise",
         "family": "imported",
         "scale": descriptor.scale,
-        "params": params,
+        "params": sum(p.numel() for p in descriptor.model.parameters()),
         "gflops_1080p": round(_gflops(net), 1),
-        "widest_features": widest,
+        "widest_features": max(convs or [64]),
         "input_channels": descriptor.input_channels,
         "tags": list(descriptor.tags),
         "size_requirements": {"minimum": req.minimum, "multiple_of": req.multiple_of, "square": req.square},
         "supports_half": descriptor.supports_half,
         "supports_bfloat16": descriptor.supports_bfloat16,
-        "license": license,
-        "weights": f"{name}.safetensors",
-        "onnx": f"{name}.onnx",
-        "onnx_uint16": f"{name}.uint16.onnx",
-        "check_max_diff": diff,
     }
-    return entry, {f"{name}.safetensors": weights, **graphs}
 
 
-def _check(net: nn.Module, onnx_bytes: bytes, path: Path, arch: str) -> int:
+def weights_of(descriptor: Any) -> bytes:
+    """The network's state dict as safetensors bytes (what rebuild() reads back)."""
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in descriptor.model.state_dict().items()})
+
+
+def check_export(net: nn.Module, onnx_bytes: bytes, path: Path, arch: str) -> int:
     """Largest difference in levels between the graph through ONNX Runtime and the network in torch
     (float32, rounded the same way) on check pictures of two odd sizes, neither the size the graph was
     traced at: an architecture whose graph keeps shapes of the trace (window attention that computes its

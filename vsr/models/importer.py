@@ -21,6 +21,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vsr.errors import BadInputError, UsageError
 from vsr.models import store
@@ -71,13 +72,7 @@ def import_file(
 
         entry, files = from_onnx(path, name)
     else:
-        try:
-            from vsr.models.checkpoint import from_checkpoint
-        except ImportError as exc:
-            raise UsageError(
-                f"importing checkpoints needs torch: pip install 'vsr[import]' ({exc})"
-            ) from None
-        entry, files = from_checkpoint(path, name)
+        entry, files = _from_checkpoint(path, name)
     if scale is not None and scale != entry["scale"]:
         raise UsageError(f"{path}: the model upscales ×{entry['scale']}, not ×{scale} as --scale says")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -99,3 +94,44 @@ def import_folder(folder: Path, *, root: Path | None = None) -> list[Imported]:
         except (UsageError, BadInputError) as exc:
             results.append(Imported(str(path), store.model_name(path.stem), status=str(exc)))
     return results
+
+
+def _from_checkpoint(path: Path, name: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The store entry and files (weights, uint8 and uint16 graphs) of a checkpoint."""
+    import io
+    import warnings
+
+    try:
+        from vsr.models import checkpoint
+        from vsr.models.export import export_onnx
+    except ImportError as exc:
+        raise UsageError(f"importing checkpoints needs torch: pip install 'vsr[import]' ({exc})") from None
+    state, license = checkpoint.read_checkpoint(path)
+    descriptor = checkpoint.describe(state, path)
+    arch = descriptor.architecture.name
+    net = checkpoint.wrap(descriptor).eval()
+    graphs = {}
+    for io_kind, filename in (("uint8", f"{name}.onnx"), ("uint16", f"{name}.uint16.onnx")):
+        buffer = io.BytesIO()
+        try:
+            with warnings.catch_warnings():  # the exporter's notes on constant folding are not the user's
+                warnings.simplefilter("ignore")
+                export_onnx(net, buffer, scale=descriptor.scale, io=io_kind)  # type: ignore[arg-type]
+        except Exception as exc:
+            first = str(exc).splitlines()[0][:120] if str(exc) else ""
+            raise UsageError(
+                f"{path}: {arch} does not export to ONNX ({type(exc).__name__}: {first})"
+            ) from None
+        graphs[filename] = buffer.getvalue()
+    diff = checkpoint.check_export(net, graphs[f"{name}.onnx"], path, arch)
+    if diff > checkpoint.TOLERANCE:
+        raise UsageError(f"{path}: the exported graph differs from torch by {diff} levels; not imported")
+    entry = {
+        **checkpoint.describe_entry(descriptor, net),
+        "license": license,
+        "weights": f"{name}.safetensors",
+        "onnx": f"{name}.onnx",
+        "onnx_uint16": f"{name}.uint16.onnx",
+        "check_max_diff": diff,
+    }
+    return entry, {f"{name}.safetensors": checkpoint.weights_of(descriptor), **graphs}
