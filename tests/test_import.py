@@ -241,3 +241,17 @@ def test_a_fixed_size_onnx_graph_is_refused(store: Path, tmp_path: Path, capsys)
     onnx.save(graph, str(tmp_path / "fixed.onnx"))
     assert main(["import", str(tmp_path / "fixed.onnx")]) == 2
     assert "takes only 64x64 pictures" in capsys.readouterr().err
+
+
+def test_precisions_the_architecture_cannot_run_are_refused(store: Path, tmp_path: Path) -> None:
+    vsr.import_model(_save(_make("compact"), tmp_path / "c.pth"))
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["models"]["c"]["supports_bfloat16"] = False  # as spandrel records for some architectures
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(vsr.UsageError, match="does not run in bf16"):
+        vsr.load_model("c", backend="torch", precision="bf16")
+    from vsr.backends.options import OpenVinoOptions
+    from vsr.backends.select import _within_precision
+    from vsr.models.artefacts import shipped_model
+
+    assert _within_precision(OpenVinoOptions(), shipped_model("c")).precision == "fp32"  # auto: no bf16

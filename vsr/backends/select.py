@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vsr.backends import Backend
 from vsr.backends.options import (
@@ -128,6 +128,7 @@ def open_backend(
             f"{model.spec.name} was imported as an ONNX graph, which runs on {' and '.join(runtimes)}, "
             f"not {options.name}"
         )
+    options = _within_precision(options, model)
     if isinstance(options, OrtOptions):
         from vsr.backends.ort_backend import OrtBackend
 
@@ -143,6 +144,21 @@ def open_backend(
     from vsr.backends.torch_backend import TorchBackend
 
     return TorchBackend(model.spec, model.weights, options)
+
+
+def _within_precision(options: BackendOptions, model: ShippedModel) -> BackendOptions:
+    """An imported model whose architecture spandrel says does not run in fp16 or bf16 is refused there
+    (and OpenVINO's automatic bf16 falls back to fp32 for it)."""
+    unsupported = {p for p, key in (("fp16", "supports_half"), ("bf16", "supports_bfloat16"))
+                   if model.entry.get(key) is False}  # fmt: skip
+    if isinstance(options, OpenVinoOptions) and options.precision == "auto" and "bf16" in unsupported:
+        return replace(options, precision="fp32")
+    if options.precision in unsupported:
+        arch = model.entry.get("arch_name", model.spec.name)
+        raise UsageError(
+            f"{model.spec.name}: {arch} does not run in {options.precision} (spandrel says so); use fp32"
+        )
+    return options
 
 
 def fallback(choice: Choice, error: Exception) -> Choice | None:
