@@ -50,7 +50,7 @@ from vsr.models.registry import Degradation
 from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
 from vsr.pipeline.folder import STATUS_FILE, FileOutcome, plan, run_folder
 from vsr.pipeline.resume import DEFAULT_SEGMENT_SECONDS, ResumableJob
-from vsr.pipeline.tiling import run_tiled
+from vsr.pipeline.tiling import FixedTiles, run_tiled
 
 # The vocabulary of the options, for callers that offer them as choices (the CLI's enums are built from it).
 BACKEND_NAMES: tuple[str, ...] = ("auto", *BACKENDS)
@@ -184,7 +184,8 @@ class Upscaler:
     def _open(self, choice: Choice) -> None:
         with contextlib.ExitStack() as stack:
             self.backends: list[Backend] = [
-                stack.enter_context(open_backend(choice.options, m, log=self._log)) for m in self._chain
+                stack.enter_context(_sized(open_backend(choice.options, m, log=self._log), m))
+                for m in self._chain
             ]
             self._stack = stack.pop_all()
         self.choice = choice
@@ -234,6 +235,15 @@ class Upscaler:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _sized(backend: Backend, model: ShippedModel) -> Backend:
+    """The backend, run tile by tile where the model's graph takes one size only (imported window-attention
+    models on ONNX Runtime or OpenVINO; torch rebuilds the network, which takes any size)."""
+    tile = model.entry.get("tile")
+    if tile is None or backend.name.startswith("torch"):
+        return backend
+    return FixedTiles(backend, tile, model.entry["tile_overlap"])
 
 
 def load_model(

@@ -122,11 +122,13 @@ def open_backend(
     options: BackendOptions, model: ShippedModel, *, log: Callable[[str], None] = lambda _msg: None
 ) -> Backend:
     """Load a shipped model on a backend (TensorRT builds and caches its plan on first use)."""
-    runtimes = model.entry.get("runtimes")  # an imported ONNX file has no weights for torch or TensorRT
+    # An imported ONNX file has no weights for torch or TensorRT to rebuild from; an imported model of one
+    # tile size has no TensorRT graph (its float export would keep the traced size).
+    runtimes = model.entry.get("runtimes")
     if runtimes is not None and options.name not in runtimes:
+        where = ", ".join(runtimes[:-1]) + f" and {runtimes[-1]}" if len(runtimes) > 1 else runtimes[0]
         raise BackendUnavailableError(
-            f"{model.spec.name} was imported as an ONNX graph, which runs on {' and '.join(runtimes)}, "
-            f"not {options.name}"
+            f"{model.spec.name} (imported) runs on {where} only, not {options.name}"
         )
     options = _within_precision(options, model)
     if isinstance(options, OrtOptions):

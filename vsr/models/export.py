@@ -120,12 +120,14 @@ def export_onnx(
     sample_size: tuple[int, int] = (64, 64),
     dtype: torch.dtype = torch.float32,
     io: Literal["uint8", "uint16", "float"] = "uint8",
+    fixed: bool = False,
 ) -> Path | BinaryIO:
     """Write `model` as an ONNX graph with dynamic batch, height and width: integer NHWC I/O (`io` uint8,
     or uint16 for sources deeper than 8 bits, the CPU path of 10-bit video), or float NCHW (TensorRT's).
 
     With dtype float16/bfloat16 the weights and the body run in that type: the strongly typed graph
-    TensorRT 10.12+ and 11 build reduced-precision engines from.
+    TensorRT 10.12+ and 11 build reduced-precision engines from. fixed=True keeps height and width at
+    `sample_size` (for networks whose graph depends on the size it was traced at).
     """
     net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)  # .to() works in place
     wrapped: nn.Module
@@ -141,6 +143,8 @@ def export_onnx(
         code = torch.int32 if io == "uint16" else torch.uint8
         dummy = torch.randint(0, 256, (1, *sample_size, 3), dtype=code)
         axes = {0: "n", 1: "h", 2: "w"}, {0: "n", 1: "h_out", 2: "w_out"}
+    if fixed:
+        axes = {0: "n"}, {0: "n"}
     with torch.no_grad():
         torch.onnx.export(
             wrapped,

@@ -27,6 +27,10 @@ from vsr.errors import BadInputError, UsageError
 from vsr.models import store
 
 CHECKPOINTS = (".pth", ".pt", ".ckpt", ".safetensors")
+# Architectures whose graph keeps the size it was traced at (window attention sized in Python) are exported
+# at one tile size and run tile by tile with this much overlap on each side (vsr.pipeline.tiling.FixedTiles).
+FIXED_TILE = 128
+TILE_OVERLAP = 16
 SUFFIXES = (*CHECKPOINTS, ".onnx")
 
 
@@ -98,32 +102,26 @@ def import_folder(folder: Path, *, root: Path | None = None) -> list[Imported]:
 
 def _from_checkpoint(path: Path, name: str) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The store entry and files (weights, uint8 and uint16 graphs) of a checkpoint."""
-    import io
-    import warnings
-
     try:
         from vsr.models import checkpoint
-        from vsr.models.export import export_onnx
     except ImportError as exc:
         raise UsageError(f"importing checkpoints needs torch: pip install 'vsr[import]' ({exc})") from None
     state, license = checkpoint.read_checkpoint(path)
     descriptor = checkpoint.describe(state, path)
     arch = descriptor.architecture.name
     net = checkpoint.wrap(descriptor).eval()
-    graphs = {}
-    for io_kind, filename in (("uint8", f"{name}.onnx"), ("uint16", f"{name}.uint16.onnx")):
-        buffer = io.BytesIO()
-        try:
-            with warnings.catch_warnings():  # the exporter's notes on constant folding are not the user's
-                warnings.simplefilter("ignore")
-                export_onnx(net, buffer, scale=descriptor.scale, io=io_kind)  # type: ignore[arg-type]
-        except Exception as exc:
-            first = str(exc).splitlines()[0][:120] if str(exc) else ""
+    # Two odd sizes, neither the one the graph is traced at: a graph that kept the traced size fails here.
+    graphs = _export(net, name, descriptor.scale, path, arch, None)
+    diff, tile = checkpoint.check_export(net, graphs[f"{name}.onnx"], [(45, 37), (70, 83)]), None
+    if diff is None:  # window attention sized in Python: a graph of one tile size, run tile by tile
+        req = descriptor.size_requirements
+        tile = max(FIXED_TILE, req.minimum) // req.multiple_of * req.multiple_of
+        graphs = _export(net, name, descriptor.scale, path, arch, tile)
+        diff = checkpoint.check_export(net, graphs[f"{name}.onnx"], [(tile, tile)])
+        if diff is None:
             raise UsageError(
-                f"{path}: {arch} does not export to ONNX ({type(exc).__name__}: {first})"
-            ) from None
-        graphs[filename] = buffer.getvalue()
-    diff = checkpoint.check_export(net, graphs[f"{name}.onnx"], path, arch)
+                f"{path}: {arch}'s exported graph does not run, even at the size it was traced at"
+            )
     if diff > checkpoint.TOLERANCE:
         raise UsageError(f"{path}: the exported graph differs from torch by {diff} levels; not imported")
     entry = {
@@ -134,4 +132,34 @@ def _from_checkpoint(path: Path, name: str) -> tuple[dict[str, Any], dict[str, b
         "onnx_uint16": f"{name}.uint16.onnx",
         "check_max_diff": diff,
     }
+    if tile is not None:  # torch rebuilds the network, which takes any size; TensorRT's graph would not
+        entry |= {
+            "tile": tile,
+            "tile_overlap": TILE_OVERLAP,
+            "runtimes": ["onnxruntime", "openvino", "torch"],
+        }
     return entry, {f"{name}.safetensors": checkpoint.weights_of(descriptor), **graphs}
+
+
+def _export(net: Any, name: str, scale: int, path: Path, arch: str, tile: int | None) -> dict[str, bytes]:
+    """The uint8 and uint16 graphs, with dynamic height and width or fixed at `tile`."""
+    import io
+    import warnings
+
+    from vsr.models.export import export_onnx
+
+    graphs = {}
+    for io_kind, filename in (("uint8", f"{name}.onnx"), ("uint16", f"{name}.uint16.onnx")):
+        buffer = io.BytesIO()
+        try:
+            with warnings.catch_warnings():  # the exporter's notes on constant folding are not the user's
+                warnings.simplefilter("ignore")
+                size = (tile, tile) if tile else (64, 64)
+                export_onnx(net, buffer, scale=scale, io=io_kind, sample_size=size, fixed=tile is not None)  # type: ignore[arg-type]
+        except Exception as exc:
+            first = str(exc).splitlines()[0][:120] if str(exc) else ""
+            raise UsageError(
+                f"{path}: {arch} does not export to ONNX ({type(exc).__name__}: {first})"
+            ) from None
+        graphs[filename] = buffer.getvalue()
+    return graphs

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from vsr.backends import Backend
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -76,6 +78,30 @@ def run_tiled(fn: Callable[[Array], Array], x: Array, *, scale: int, tile: int, 
             box(oy, oy + hh, ox, ox + ww)
         ]
     return out
+
+
+class FixedTiles(Backend):
+    """A backend whose graph takes one picture size only (an imported window-attention model, exported at
+    `tile`×`tile`): each frame is cut into tiles of that size overlapping by `overlap` on every inner side,
+    edge tiles are padded by replication to the full size, and the cores are stitched (run_tiled)."""
+
+    def __init__(self, inner: Backend, tile: int, overlap: int) -> None:
+        self.inner, self.tile, self.overlap = inner, tile, overlap
+        self.scale, self.channels, self.dtypes = inner.scale, inner.channels, inner.dtypes
+        self.name = f"{inner.name}, {tile}×{tile} tiles"
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.check(batch)
+        core = self.tile - 2 * self.overlap
+        return run_tiled(self._padded, batch, scale=self.scale, tile=core, overlap=self.overlap)
+
+    def _padded(self, part: np.ndarray) -> np.ndarray:
+        _n, h, w, _c = part.shape
+        full = np.pad(part, ((0, 0), (0, self.tile - h), (0, self.tile - w), (0, 0)), mode="edge")
+        return self.inner.run(full)[:, : h * self.scale, : w * self.scale]
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 @dataclass(frozen=True)
