@@ -38,7 +38,7 @@ def test_errors_are_typed_and_match_the_builtins(tmp_path: Path, sd_mp4: mf.Clip
     with pytest.raises(vsr.BadInputError) as missing:
         vsr.upscale(tmp_path / "missing.mp4", tmp_path / "o.mkv")
     assert isinstance(missing.value, ValueError) and isinstance(missing.value, vsr.VsrError)
-    with pytest.raises(vsr.UsageError, match="not shipped"):
+    with pytest.raises(vsr.UsageError, match="neither shipped nor imported"):
         vsr.upscale(sd_mp4.path, tmp_path / "o.mkv", model="nosuch")
     with pytest.raises(vsr.UsageError, match="fp32, not bf16"):
         vsr.upscale(sd_mp4.path, tmp_path / "o.mkv", backend="onnxruntime", precision="bf16")

@@ -109,7 +109,7 @@ def test_existing_output_needs_overwrite(
 def test_unknown_model_and_wrong_scale(
     sd_mp4: mf.Clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert "not shipped" in _refused(
+    assert "neither shipped nor imported" in _refused(
         ["upscale", str(sd_mp4.path), str(tmp_path / "a.mp4"), "--model", "x"], capsys
     )
     err = _refused(

@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 
@@ -82,6 +82,41 @@ def segment_starts(reader: VideoReader, seconds: float) -> list[int]:
     return sorted(set(starts))
 
 
+def segment_request(req: UpscaleRequest, parts: Path, starts: Sequence[int], k: int) -> UpscaleRequest:
+    """The request that encodes segment `k` (from keyframe starts[k] to the next) into its NUT part file."""
+    end = starts[k + 1] if k + 1 < len(starts) else None
+    # The output's muxer options are not the segments'. NUT would shift every timestamp to make the
+    # B-frame delay's negative dts positive; disabled, the pts stay the source's exactly.
+    nut = dataclasses.replace(req.encode, container_options={"avoid_negative_ts": "disabled"})
+    return dataclasses.replace(
+        req,
+        output=parts / f"seg-{k:05d}.nut",
+        start_pts=None if k == 0 else starts[k],  # the first segment also takes what precedes its keyframe
+        end_pts=end,
+        video_only=True,
+        overwrite=True,
+        encode=nut,
+    )
+
+
+def segment_entry(job: UpscaleJob, result: JobResult, sub: UpscaleRequest) -> dict[str, Any]:
+    """What the manifest records of a finished segment (its index and start are added by the caller)."""
+    return {
+        "end": sub.end_pts,
+        "frames": result.frames,
+        "file": sub.output.name,
+        "stats": job.stats.to_dict(),
+        "deinterlaced": result.deinterlaced,
+        "warnings": result.warnings,
+    }
+
+
+class SegmentPool(Protocol):
+    """Runs segment requests elsewhere (vsr.cluster): yields (index, manifest entry) as each finishes."""
+
+    def run(self, segments: Sequence[tuple[int, UpscaleRequest]]) -> Iterator[tuple[int, dict[str, Any]]]: ...
+
+
 class ResumableJob:
     """An UpscaleJob cut into segments; `run` continues whatever an earlier run of the same job left.
 
@@ -95,6 +130,7 @@ class ResumableJob:
         *,
         segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
         job_factory: JobFactory | None = None,
+        pool: SegmentPool | None = None,
         log: Callable[[str], None] = lambda _msg: None,
     ) -> None:
         self.request = request
@@ -104,6 +140,7 @@ class ResumableJob:
         self._make_job = job_factory or (lambda r, reader: UpscaleJob(r, self.models, source=reader))
         self.parts = parts_dir(request.output)
         self.resumed_segments = 0
+        self.pool = pool  # None: the segments run here, one after another
         self._log = log
 
     def run(self, on_progress: Callable[[Progress], None] | None = None) -> JobResult:
@@ -127,25 +164,18 @@ class ResumableJob:
         if done:
             self._log(f"resuming: {len(done)} of {len(starts)} segments were done earlier")
         self.progress.encoded = self.progress.decoded = sum(s["frames"] for s in done.values())
-        for k, start in enumerate(starts):
-            if k in done:
-                continue
-            end = starts[k + 1] if k + 1 < len(starts) else None
-            segment = self.parts / f"seg-{k:05d}.nut"
-            # The output's muxer options are not the segments'. NUT would shift every timestamp to make
-            # the B-frame delay's negative dts positive; disabled, the pts stay the source's exactly.
-            nut = dataclasses.replace(req.encode, container_options={"avoid_negative_ts": "disabled"})
-            sub = dataclasses.replace(
-                req,
-                output=segment,
-                start_pts=None
-                if k == 0
-                else start,  # the first segment also takes what precedes its keyframe
-                end_pts=end,
-                video_only=True,
-                overwrite=True,
-                encode=nut,
-            )
+        pending = [k for k in range(len(starts)) if k not in done]
+        if self.pool is not None:  # segments on other processes or machines, finished in any order
+            subs = [(k, segment_request(req, self.parts, starts, k)) for k in pending]
+            for k, entry in self.pool.run(subs):
+                manifest["segments"].append({"index": k, **entry, "start": starts[k]})
+                self._save(manifest)
+                self.progress.decoded = self.progress.encoded = self.progress.encoded + entry["frames"]
+                if on_progress is not None:
+                    on_progress(self.progress)
+            return self._assemble(manifest, reader)
+        for k in pending:
+            sub = segment_request(req, self.parts, starts, k)
             job = self._make_job(sub, reader)
             base = self.progress.encoded
 
@@ -154,10 +184,8 @@ class ResumableJob:
                 if on_progress is not None:
                     on_progress(self.progress)
 
-            last = job.run(forward)
-            entry = {"index": k, "start": start, "end": end, "frames": last.frames, "file": segment.name}
-            entry.update(stats=job.stats.to_dict(), deinterlaced=last.deinterlaced, warnings=last.warnings)
-            manifest["segments"].append(entry)
+            entry = segment_entry(job, job.run(forward), sub)
+            manifest["segments"].append({"index": k, **entry, "start": starts[k]})
             self._save(manifest)
         return self._assemble(manifest, reader)
 
