@@ -19,6 +19,7 @@ from vsr.api import (
     upscale_folder,
 )
 from vsr.backends.options import OpenVinoOptions, OrtOptions, TensorRTOptions, TorchOptions
+from vsr.cluster import ClusterSpec
 from vsr.errors import BackendUnavailableError, BadInputError, ModelError, StalledError, UsageError, VsrError
 from vsr.media import EncodeSettings, MediaInfo
 from vsr.pipeline import JobResult, Progress
@@ -30,6 +31,7 @@ __all__ = [
     "AutoDecision",
     "BackendUnavailableError",
     "BadInputError",
+    "ClusterSpec",
     "EncodeSettings",
     "FileOutcome",
     "FolderResult",

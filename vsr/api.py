@@ -25,6 +25,7 @@ from vsr.backends import Backend
 from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, TensorRTOptions
 from vsr.backends.select import Choice, choose, fallback, max_batch, open_backend
 from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, capped, make_profile  # noqa: F401  (public: CLI)
+from vsr.cluster import ClusterSpec
 from vsr.degradations import Damage, h264_degrade, jpeg_degrade, noise_degrade
 from vsr.errors import BackendUnavailableError, ModelError, PlanError, UsageError
 from vsr.evaluate import (
@@ -357,6 +358,7 @@ class _Runner:
 
     def __init__(self, upscaler: Upscaler, job: _Job, on_progress: ProgressCallback | None, log: Log) -> None:
         self.upscaler, self.job, self.on_progress, self.log = upscaler, job, on_progress, log
+        self.pool: Any = None  # a vsr.cluster.RayPool: the segments of resumable jobs run there
         self._plan()
 
     def _plan(self) -> None:
@@ -393,6 +395,7 @@ class _Runner:
                 self.upscaler.backends,
                 segment_seconds=self.job.segment_seconds,
                 job_factory=self.make_job,
+                pool=self.pool,
                 log=self.log,
             )
         else:
@@ -437,11 +440,16 @@ def upscale(
     stall_timeout: float = 600.0,
     torch_compile: bool = False,
     cuda_graphs: bool = False,
+    cluster: str | ClusterSpec | None = None,
     on_progress: ProgressCallback | None = None,
     log: Log = _quiet,
 ) -> JobResult:
     """Upscale (and, with `denoise`, first restore) one video file into `output`, keeping every other
     stream, every timestamp and the colour tags. The output appears only when complete.
+
+    cluster: "local", "auto", "ray://HOST:PORT" or a ClusterSpec: the job's keyframe segments are encoded by
+    a pool of Ray actors (models loaded once per actor) and assembled here exactly as `resume` does, with
+    the same manifest, so the same call continues after a crash of the driver.
 
     model: a shipped model or cascade, or "auto" (the default, also None): measure the input and run the
     chain calibrated best for sources so damaged (`choose_model`; the result's `auto` says what and why),
@@ -457,6 +465,7 @@ def upscale(
     recorded beside `output`, so the same call continues after a crash; stall_timeout stops a job in which
     no frame moves. on_progress gets a Progress a few times a second; log gets one-off messages.
     """
+    spec = ClusterSpec(cluster) if isinstance(cluster, str) else cluster
     job = _Job(
         batch=batch,
         tile=tile,
@@ -465,7 +474,7 @@ def upscale(
         field_rate=field_rate,
         square_pixels=square_pixels,
         overwrite=overwrite,
-        resume=resume,
+        resume=resume or spec is not None,
         segment_seconds=segment_seconds,
         stall_timeout=stall_timeout,
         target=_target(size, width, height, fit),
@@ -492,7 +501,18 @@ def upscale(
         log=log,
     ) as upscaler:
         _check_target(job.target, upscaler.choice)
-        result = _Runner(upscaler, job, on_progress, log)(request)
+        runner = _Runner(upscaler, job, on_progress, log)
+        if spec is not None:
+            from vsr.cluster import RayPool
+
+            # The workers load exactly the chain and runtime chosen here, so every segment is the same.
+            load = {"name": model, "scale": scale, "denoise": denoise, "backend": upscaler.choice.options}
+            runner.pool = RayPool(spec, load, job, log=log)
+        try:
+            result = runner(request)
+        finally:
+            if runner.pool is not None:
+                runner.pool.close()
     return replace(result, auto=decision.to_dict() if decision else None)
 
 

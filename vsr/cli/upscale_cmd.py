@@ -105,6 +105,16 @@ def upscale_command(
     stall_timeout: Annotated[
         float, typer.Option(min=1.0, help="Stop (exit 3) when no frame moves for this long.")
     ] = 600.0,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Encode the keyframe segments on a Ray cluster: local (every core here), auto (the cluster "
+            "this machine is in) or ray://HOST:PORT; rerun to continue, as with --resume."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="With --cluster: how many workers (default: one per core).")
+    ] = None,
     ext: Annotated[
         str | None, typer.Option(help="Folder: container of the outputs; .mkv keeps every stream.")
     ] = None,
@@ -115,8 +125,12 @@ def upscale_command(
 ) -> None:
     """Upscale a video, or every video of a folder into OUTPUT; every other stream is kept."""
     folder = input.is_dir()
-    if segment_seconds is not None and not resume:
+    if segment_seconds is not None and not (resume or cluster):
         raise UsageError("--segment-seconds sets the segments of --resume; add --resume or drop it")
+    if workers is not None and cluster is None:
+        raise UsageError("--workers sets the size of a --cluster pool; add --cluster or drop it")
+    if folder and cluster is not None:
+        raise UsageError("--cluster takes one file for now; run a folder without it")
     if folder and report is not None:
         raise UsageError("--report is for one file; a folder writes OUTDIR/NAME.vsr.json for each")
     if not folder and ext is not None:
@@ -154,6 +168,8 @@ def upscale_command(
         cuda_graphs=cuda_graphs,
         log=_say,
     )
+    if cluster is not None:
+        common["cluster"] = vsr.ClusterSpec(cluster, workers=workers)
     with _progress(show=sys.stderr.isatty() and not as_json) as on_progress:
         if folder:
             done = vsr.upscale_folder(

@@ -1,0 +1,166 @@
+"""`--cluster`: a job's keyframe segments on a local Ray cluster (several worker processes) give the same
+output as the single-process run, frame for frame, pts for pts and byte for byte in the audio; a worker
+killed mid-job has its segment retried; a driver killed mid-job resumes with the same command.
+
+The encoder is FFV1 (lossless, deterministic): x264 on this machine does not encode the same frames twice
+alike (two single-process runs differ), so its output cannot show that the cluster changed nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import media_fixtures as mf
+import pytest
+
+import vsr
+from vsr.cli import main
+from vsr.pipeline.resume import parts_dir
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("ray") is None, reason="Ray is not installed (the cluster extra)"
+    ),
+]
+ARCHIVE = vsr.EncodeSettings(profile="archive")
+JOB = dict(model="espcn-x2", backend="onnxruntime", encode=ARCHIVE, segment_seconds=0.3)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> mf.Clip:
+    folder = tmp_path_factory.mktemp("cluster")
+    return mf.make_clip(folder / "gop.mkv", frames=48, vfr=True, audio_tracks=1, subtitles=True, keyint=8)
+
+
+@pytest.fixture(scope="module")
+def reference(clip: mf.Clip, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    out = tmp_path_factory.mktemp("reference") / "single.mkv"
+    vsr.upscale(clip.path, out, resume=True, **JOB)  # type: ignore[arg-type]
+    return _signature(out)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_instance():  # type: ignore[no-untyped-def]
+    import ray
+
+    yield
+    ray.shutdown()
+
+
+def _signature(path: Path) -> dict[str, object]:
+    """Every video frame's pts and pixel hash, and every other stream's packets byte for byte."""
+    with av.open(str(path)) as c:
+        video = [
+            (f.pts, hashlib.sha256(f.to_ndarray(format="rgb24").tobytes()).hexdigest())
+            for f in c.decode(video=0)
+        ]
+    with av.open(str(path)) as c:
+        others = [
+            (p.stream.index, p.pts, bytes(p))
+            for p in c.demux(*[s for s in c.streams if s.type != "video"])
+            if p.size
+        ]
+    return {"video": video, "others": others}
+
+
+def test_cluster_output_equals_the_single_process_run(
+    clip: mf.Clip, reference: dict[str, object], tmp_path: Path
+) -> None:
+    said: list[str] = []
+    result = vsr.upscale(clip.path, tmp_path / "out.mkv", cluster="local", log=said.append, **JOB)  # type: ignore[arg-type]
+    assert result.frames == len(clip.pts) and any(s.startswith("cluster: 2 workers") for s in said)
+    assert _signature(tmp_path / "out.mkv") == reference
+    assert not parts_dir(tmp_path / "out.mkv").exists()
+
+
+def _segment_workers(busy: bool) -> list[int]:
+    """PIDs of the Ray worker processes of SegmentWorker actors (busy: running a segment right now)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "ray::SegmentWorker" in title and (not busy or "SegmentWorker.encode" in title):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_killed_mid_segment_is_replaced_and_the_output_is_the_same(
+    clip: mf.Clip, reference: dict[str, object], tmp_path: Path
+) -> None:
+    killed: list[int] = []
+
+    def kill_the_first_busy_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            for pid in _segment_workers(busy=True):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                break
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_first_busy_worker)
+    killer.start()
+    try:
+        result = vsr.upscale(clip.path, tmp_path / "out.mkv", cluster="local", **JOB)  # type: ignore[arg-type]
+    finally:
+        killer.join()
+    assert killed, "no worker was seen encoding"
+    assert result.frames == len(clip.pts) and _signature(tmp_path / "out.mkv") == reference
+
+
+def test_a_segment_that_fails_for_its_input_fails_the_job_with_that_error(
+    clip: mf.Clip, tmp_path: Path
+) -> None:
+    """vsr's own errors are not retried: the job stops with the file's error, as it would run here."""
+    from vsr.cluster import ClusterSpec, RayPool
+    from vsr.pipeline import UpscaleRequest
+
+    pool = RayPool(ClusterSpec(workers=1), {"name": "espcn-x2", "scale": None, "denoise": None,
+                                            "backend": vsr.OrtOptions()}, vsr.api._Job())  # fmt: skip
+    try:
+        missing = UpscaleRequest(tmp_path / "gone.mkv", tmp_path / "seg.nut", scale=2)
+        with pytest.raises(vsr.VsrError, match=r"gone\.mkv"):
+            list(pool.run([(0, missing)]))
+    finally:
+        pool.close()
+
+
+def test_the_driver_killed_mid_job_resumes_with_the_same_command(
+    clip: mf.Clip, reference: dict[str, object], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mkv"
+    command = [
+        sys.executable, "-m", "vsr", "upscale", str(clip.path), str(out), "--model", "espcn-x2",
+        "--backend", "onnxruntime", "--profile", "archive", "--cluster", "local", "--segment-seconds", "0.3",
+    ]  # fmt: skip
+    manifest = parts_dir(out) / "manifest.json"
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        try:
+            if json.loads(manifest.read_text())["segments"]:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    assert driver.poll() is None, "the job ended before it could be killed"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    done_before = len(json.loads(manifest.read_text())["segments"])
+    assert not out.exists() and done_before >= 1
+    assert main(command[3:]) == 0  # the same command, in this process
+    assert _signature(out) == reference
