@@ -164,10 +164,14 @@ def _describe(p: GridPoint) -> str:
     return f"{head} {p.frames_per_s:8.2f} fps {p.ms_per_batch} ms/batch"
 
 
-def synthetic_clip(path: Path, *, height: int, width: int, frames: int, rate: int = 24) -> Path:
-    """A moving test pattern in H.264 (x264 ultrafast, yuv420p) with AAC silence: a repeatable bench input."""
+def synthetic_clip(
+    path: Path, *, height: int, width: int, frames: int, rate: int = 24, keyint: int | None = None
+) -> Path:
+    """A moving test pattern in H.264 (x264 ultrafast, yuv420p): a repeatable bench input; `keyint` puts a
+    keyframe every that many frames (segments start there)."""
+    options = {"preset": "ultrafast", "crf": "18"} | ({"g": str(keyint)} if keyint else {})
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "crf": "18"})
+        video = out.add_stream("libx264", rate=rate, options=options)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         y, x = np.mgrid[0:height, 0:width].astype(np.float32)
         for i in range(frames):
