@@ -164,3 +164,18 @@ def test_the_driver_killed_mid_job_resumes_with_the_same_command(
     assert not out.exists() and done_before >= 1
     assert main(command[3:]) == 0  # the same command, in this process
     assert _signature(out) == reference
+
+
+def test_a_folder_runs_its_files_segments_on_one_pool(clip: mf.Clip, tmp_path: Path) -> None:
+    """Every file's segments go to the same workers (loaded once); each output is the single-process one."""
+    indir = tmp_path / "in"
+    indir.mkdir()
+    mf.make_clip(indir / "a.mkv", frames=24, keyint=8)
+    mf.make_clip(indir / "b.mkv", frames=30, keyint=8, audio_tracks=1)
+    here = vsr.upscale_folder(indir, tmp_path / "here", resume=True, **JOB)  # type: ignore[arg-type]
+    said: list[str] = []
+    there = vsr.upscale_folder(indir, tmp_path / "there", cluster="local", log=said.append, **JOB)  # type: ignore[arg-type]
+    assert [o.status for o in there.files] == [o.status for o in here.files] == ["done", "done"]
+    assert sum(s.startswith("cluster:") for s in said) == 1  # one pool for the whole folder
+    for name in ("a.mkv", "b.mkv"):
+        assert _signature(tmp_path / "there" / name) == _signature(tmp_path / "here" / name)

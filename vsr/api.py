@@ -503,17 +503,25 @@ def upscale(
         _check_target(job.target, upscaler.choice)
         runner = _Runner(upscaler, job, on_progress, log)
         if spec is not None:
-            from vsr.cluster import RayPool
-
-            # The workers load exactly the chain and runtime chosen here, so every segment is the same.
-            load = {"name": model, "scale": scale, "denoise": denoise, "backend": upscaler.choice.options}
-            runner.pool = RayPool(spec, load, job, log=log)
+            runner.pool = _pool(spec, upscaler, model, scale, denoise, job, log)
         try:
             result = runner(request)
         finally:
             if runner.pool is not None:
                 runner.pool.close()
     return replace(result, auto=decision.to_dict() if decision else None)
+
+
+def _pool(
+    spec: ClusterSpec, upscaler: Upscaler, model: str | None, scale: int | None, denoise: str | None,
+    job: _Job, log: Log,
+) -> Any:  # fmt: skip
+    """A Ray pool whose workers load exactly the chain and runtime `upscaler` runs, so every segment is
+    what this process would have made."""
+    from vsr.cluster import RayPool
+
+    load = {"name": model, "scale": scale, "denoise": denoise, "backend": upscaler.choice.options}
+    return RayPool(spec, load, job, log=log)
 
 
 def _check_target(target: TargetSize | None, choice: Choice) -> None:
@@ -557,12 +565,21 @@ def upscale_folder(
     if not indir.is_dir():
         raise UsageError(f"{indir}: not a folder")
     job_keys = {f.name for f in fields(_Job)}
-    unknown = set(upscale_options) - job_keys - _CHAIN_KEYS - {"on_progress", "model", "fit", *_TARGET_KEYS}
+    unknown = (
+        set(upscale_options)
+        - job_keys
+        - _CHAIN_KEYS
+        - {"on_progress", "model", "fit", "cluster", *_TARGET_KEYS}
+    )
     if unknown:
         raise TypeError(f"upscale_folder() got unexpected keywords: {', '.join(sorted(unknown))}")
     size, width, height = (upscale_options.pop(k, None) for k in _TARGET_KEYS)
     target = _target(size, width, height, upscale_options.pop("fit", "pad"))
     job_options = {k: v for k, v in upscale_options.items() if k in job_keys and v is not None}
+    cluster = upscale_options.pop("cluster", None)
+    spec = ClusterSpec(cluster) if isinstance(cluster, str) else cluster
+    if spec is not None:  # each file's keyframe segments go to the pool, as with one file
+        job_options["resume"] = True
     job = _Job(**job_options, target=target)
     chain = {k: v for k, v in upscale_options.items() if k in _CHAIN_KEYS}
     model = upscale_options.get("model")
@@ -573,7 +590,7 @@ def upscale_folder(
     factor = math.prod(m.spec.scale for m in _chain(named, chain.get("scale"), chain.get("denoise")))
     requests = [job.request(src, dst, factor) for src, dst in plan(indir, outdir, ext)]
     _check_batch(job.batch, chain.get("backend", "auto"))
-    with _PerFile(job, chain, upscale_options.get("on_progress"), None if measure else model) as runner:
+    with _PerFile(job, chain, upscale_options.get("on_progress"), None if measure else model, spec) as runner:
         outcomes = run_folder(requests, runner, outdir / STATUS_FILE, on_file=on_file)
         name = runner.name or AUTO
         return FolderResult(tuple(outcomes), outdir / STATUS_FILE, name, runner.reason)
@@ -589,8 +606,10 @@ class _PerFile:
         chain: dict[str, Any],
         on_progress: ProgressCallback | None,
         model: str | None,
+        cluster: ClusterSpec | None = None,
     ) -> None:
         self.job, self.chain, self.on_progress, self.model = job, chain, on_progress, model
+        self.cluster = cluster
         self.log: Log = chain.get("log", _quiet)
         self.runners: dict[str, _Runner] = {}
         self.stack = contextlib.ExitStack()
@@ -601,7 +620,11 @@ class _PerFile:
         if key not in self.runners:
             upscaler = self.stack.enter_context(load_model(model, **{**self.chain, "denoise": denoise}))
             _check_target(self.job.target, upscaler.choice)
-            self.runners[key] = _Runner(upscaler, self.job, self.on_progress, self.log)
+            runner = self.runners[key] = _Runner(upscaler, self.job, self.on_progress, self.log)
+            if self.cluster is not None:  # one pool per chain, kept for the files after
+                scale = self.chain.get("scale")
+                runner.pool = _pool(self.cluster, upscaler, model, scale, denoise, self.job, self.log)
+                self.stack.callback(runner.pool.close)
             self.reason = upscaler.choice.reason
             if self.model is not None:
                 self.name = upscaler.name

@@ -129,8 +129,6 @@ def upscale_command(
         raise UsageError("--segment-seconds sets the segments of --resume; add --resume or drop it")
     if workers is not None and cluster is None:
         raise UsageError("--workers sets the size of a --cluster pool; add --cluster or drop it")
-    if folder and cluster is not None:
-        raise UsageError("--cluster takes one file for now; run a folder without it")
     if folder and report is not None:
         raise UsageError("--report is for one file; a folder writes OUTDIR/NAME.vsr.json for each")
     if not folder and ext is not None:
