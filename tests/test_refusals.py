@@ -82,6 +82,19 @@ def test_values_outside_the_choices_are_usage_errors(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cluster_without_ray_is_one_line(
+    sd_mp4: mf.Clip, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed
+    args = ["upscale", str(sd_mp4.path), str(tmp_path / "o.mkv"), "--model", "espcn-x2", "--cluster", "local"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "vsr: error: --cluster needs Ray: pip install 'vsr[cluster]'"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_report_is_refused_for_a_folder(sd_mp4: mf.Clip, tmp_path: Path, capsys) -> None:
     inbox = tmp_path / "in"
     inbox.mkdir()
