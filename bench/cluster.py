@@ -3,12 +3,13 @@
     .venv/bin/python bench/cluster.py [--frames 1440] [--segment-seconds 1] [--gpu-node-fps 30] \
         [--out bench/results/cluster.json]
 
-On a synthetic 60-second 640x360 clip with a keyframe every second (espcn-x2, ONNX Runtime, FFV1), in one run: the
-plain single-process job, the same job in segments on this process (--resume), and on a local Ray cluster
-with 1 and 2 workers; the start of Ray and of a worker pool (actors and their model loads), a part's trip
-through the object store, and the stream copy that assembles the output. The projection then takes those
-overheads and a per-node rate (this machine's, measured; a GPU node's, assumed and stated) to the wall time
-of 100 hours of 24 fps video on 1, 8 and 64 nodes. It is a model, not a measurement of a cluster.
+On a synthetic 60-second 640x360 clip with a keyframe every second (espcn-x2, ONNX Runtime, FFV1), in
+one run: the plain single-process job, the same job in segments on this process (--resume), and on a
+local Ray cluster with 1 and 2 workers; the start of Ray and of a worker pool (actors and their model
+loads), a part's trip through the object store, and the stream copy that assembles the output. The
+projection then takes those overheads and a per-node rate (this machine's, measured; a GPU node's,
+assumed and stated) to the wall time of 100 hours of 24 fps video on 1, 8 and 64 nodes. It is a model,
+not a measurement of a cluster.
 """
 
 from __future__ import annotations
