@@ -75,7 +75,7 @@ def main() -> None:
         load = {"name": "espcn-x2", "scale": None, "denoise": None, "backend": vsr.OrtOptions()}
 
         def start_pool() -> RayPool:
-            pool = RayPool(ClusterSpec(workers=2), load, vsr.api._Job())
+            pool = RayPool(ClusterSpec(workers=2), vsr.api._segment_runner, load, vsr.api._Job())
             ray.get([a.pid.remote() for a in pool.actors])  # up, with their models loaded
             return pool
 

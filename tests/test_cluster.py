@@ -129,8 +129,8 @@ def test_a_segment_that_fails_for_its_input_fails_the_job_with_that_error(
     from vsr.cluster import ClusterSpec, RayPool
     from vsr.pipeline import UpscaleRequest
 
-    pool = RayPool(ClusterSpec(workers=1), {"name": "espcn-x2", "scale": None, "denoise": None,
-                                            "backend": vsr.OrtOptions()}, vsr.api._Job())  # fmt: skip
+    load = {"name": "espcn-x2", "scale": None, "denoise": None, "backend": vsr.OrtOptions()}
+    pool = RayPool(ClusterSpec(workers=1), vsr.api._segment_runner, load, vsr.api._Job())
     try:
         missing = UpscaleRequest(tmp_path / "gone.mkv", tmp_path / "seg.nut", scale=2)
         with pytest.raises(vsr.VsrError, match=r"gone\.mkv"):

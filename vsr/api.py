@@ -521,7 +521,12 @@ def _pool(
     from vsr.cluster import RayPool
 
     load = {"name": model, "scale": scale, "denoise": denoise, "backend": upscaler.choice.options}
-    return RayPool(spec, load, job, log=log)
+    return RayPool(spec, _segment_runner, load, job, log=log)
+
+
+def _segment_runner(load: dict[str, Any], job: _Job) -> _Runner:
+    """What a cluster worker runs segments with: the chain loaded once, the job's settings."""
+    return _Runner(load_model(**load), job, None, _quiet)
 
 
 def _check_target(target: TargetSize | None, choice: Choice) -> None:

@@ -54,11 +54,18 @@ class ClusterSpec:
 
 
 class RayPool:
-    """Ray actors that encode segments: each loads the chain once (`load` keywords of vsr.load_model) and
-    runs segment requests with the job's settings (`job`, vsr.api's _Job)."""
+    """Ray actors that encode segments: each calls `make_runner(load, job)` once (vsr.api passes its own
+    function, by reference: the chain loaded with `load`'s keywords of vsr.load_model, run with the job's
+    settings) and runs segment requests with what it returns."""
 
     def __init__(
-        self, spec: ClusterSpec, load: dict[str, Any], job: Any, *, log: Log = lambda _m: None
+        self,
+        spec: ClusterSpec,
+        make_runner: Callable[[dict[str, Any], Any], Any],
+        load: dict[str, Any],
+        job: Any,
+        *,
+        log: Log = lambda _m: None,
     ) -> None:
         ray = _ray()
         self.spec, self._ray, self._log = spec, ray, log
@@ -73,7 +80,7 @@ class RayPool:
         worker = ray.remote(
             num_cpus=spec.cores, num_gpus=1 if spec.gpus else 0, max_restarts=3, max_task_retries=3
         )(SegmentWorker)
-        self.actors = [worker.remote(load, job, spec.cores) for _ in range(workers)]
+        self.actors = [worker.remote(make_runner, load, job, spec.cores) for _ in range(workers)]
         log(f"cluster: {workers} workers of {spec.cores} core(s) each on {spec.address}")
 
     def run(self, segments: Sequence[tuple[int, UpscaleRequest]]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -114,14 +121,13 @@ class RayPool:
 class SegmentWorker:
     """A Ray actor: the chain loaded once, segments encoded on request (the input opened once and kept)."""
 
-    def __init__(self, load: dict[str, Any], job: Any, cores: int) -> None:
-        from vsr import api
-
+    def __init__(
+        self, make_runner: Callable[[dict[str, Any], Any], Any], load: dict[str, Any], job: Any, cores: int
+    ) -> None:
         backend = load["backend"]
         if getattr(backend, "threads", None) == 0 and getattr(backend, "device", "cpu") == "cpu":
             backend = replace(backend, threads=cores)  # the actor's own cores, not the whole machine's
-        self._upscaler = api.load_model(**{**load, "backend": backend})
-        self._runner = api._Runner(self._upscaler, job, None, lambda _m: None)
+        self._runner = make_runner({**load, "backend": backend}, job)
         self._readers: dict[Path, Any] = {}
 
     def encode(self, k: int, sub: UpscaleRequest, ship: bool) -> tuple[dict[str, Any], bytes | None]:
