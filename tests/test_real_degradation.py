@@ -37,6 +37,21 @@ def test_degrade_gives_the_lr_size_and_is_repeatable(scale: int) -> None:
     assert np.array_equal(a, b) and steps == same and steps
 
 
+def test_a_share_of_samples_is_truly_clean() -> None:
+    """Pristine samples are the plain antialiased downscale, untouched by chroma or codec steps; they are
+    about `pristine_prob` of the mix (the rest as before: a model must still see clean input often)."""
+    hr = _picture(1)[:48, :48]
+    degradation = real.RealDegradation()
+    rng = np.random.default_rng(5)
+    draws = [degradation.degrade(hr, 2, rng) for _ in range(300)]
+    pristine = [lr for lr, steps in draws if steps == ["pristine"]]
+    assert 0.14 < len(pristine) / len(draws) < 0.26  # 0.2 expected; the binomial's 3-sigma is ±0.07
+    plain = real._resize(hr.astype(np.float32) / 255.0, 24, 24, "bicubic")
+    assert all(np.array_equal(lr, np.clip(np.round(plain * 255), 0, 255).astype(np.uint8)) for lr in pristine)
+    only = real.RealDegradation(pristine_prob=0.0)
+    assert all(only.degrade(hr, 2, np.random.default_rng(k))[1] != ["pristine"] for k in range(20))
+
+
 def test_every_codec_is_reached_and_damages_a_little() -> None:
     # Forced one at a time: each real codec round trip is lossy but still the same picture.
     lr = _picture(1)[:48, :64]
