@@ -5,8 +5,9 @@ arbitrary unpickling is refused, never run), its architecture, scale and channel
 and the network is exported to vsr's own graphs: integer NHWC codes in and out (uint8, and uint16 for
 sources deeper than 8 bits), with layout, scaling, rounding and spandrel's padding to the architecture's
 size multiple inside the graph, N/H/W dynamic. Grey models run on luma, chroma upscaled bicubically. Before
-anything is written, the graph's output through ONNX Runtime is compared with spandrel's torch output on a
-test picture of odd size; an export that differs by more than one level is refused.
+anything is written, the graph's output through ONNX Runtime is compared with the network in torch on test
+pictures of two odd sizes; an export more than one level off is refused, and a graph that keeps the size it
+was traced at (window attention) is exported at one tile size instead and run tile by tile.
 
 An ONNX file (float NCHW RGB in 0..1, the community's norm) is checked and wrapped in the same integer
 interface by graph surgery, with no torch involved.
