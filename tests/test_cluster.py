@@ -7,6 +7,7 @@ alike (two single-process runs differ), so its output cannot show that the clust
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -179,3 +180,47 @@ def test_a_folder_runs_its_files_segments_on_one_pool(clip: mf.Clip, tmp_path: P
     assert sum(s.startswith("cluster:") for s in said) == 1  # one pool for the whole folder
     for name in ("a.mkv", "b.mkv"):
         assert _signature(tmp_path / "there" / name) == _signature(tmp_path / "here" / name)
+
+
+def test_a_node_lost_mid_job_changes_nothing(
+    clip: mf.Clip, reference: dict[str, object], tmp_path: Path
+) -> None:
+    """A Ray cluster of several nodes on this machine (Ray's own test cluster): two one-CPU nodes, each
+    holding one of the two workers; once a segment is done a fresh node joins and the first node is removed
+    with its worker mid-job; the job ends with the same output. Parts come back through the object store,
+    as on any cluster that is not local. (Ray adds and removes nodes from the main thread only, so the job
+    runs in another.)"""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # this test runs a cluster of its own
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    out, outcome = tmp_path / "out.mkv", {}
+
+    def job() -> None:
+        spec = vsr.ClusterSpec("auto", workers=2)
+        try:
+            outcome["result"] = vsr.upscale(clip.path, out, cluster=spec, **JOB)  # type: ignore[arg-type]
+        except Exception as exc:  # reported below
+            outcome["error"] = exc
+
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        runner = threading.Thread(target=job)
+        runner.start()
+        manifest, deadline = parts_dir(out) / "manifest.json", time.monotonic() + 120
+        while time.monotonic() < deadline and runner.is_alive():
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                if json.loads(manifest.read_text())["segments"]:
+                    break
+            time.sleep(0.005)
+        assert runner.is_alive(), "the job ended before a node could be lost"
+        cluster.add_node(num_cpus=1)  # where the lost worker is restarted
+        cluster.remove_node(nodes[0])
+        runner.join()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert "error" not in outcome, outcome
+    assert outcome["result"].frames == len(clip.pts) and _signature(out) == reference
