@@ -53,6 +53,8 @@ REFUSED = [
     (["--scale", "5"], "no default model for scale 5", True),
     (["--model", "espcn-x2", "--scale", "4"], "upscales ×2, not ×4", True),
     (["--denoise", "espcn-x2"], "takes a denoiser", True),
+    (["--cluster", "somewhere"], "use local, auto or ray://HOST:PORT", True),
+    (["--workers", "2"], "--workers sets the size of a --cluster pool", True),
     (["--profile", "nvenc"], "h264_nvenc needs an NVIDIA GPU with NVENC", NO_NVENC),
     (["--profile", "nvenc-hevc"], "hevc_nvenc needs an NVIDIA GPU with NVENC", NO_NVENC),
     (["--codec", "av1_nvenc"], "av1_nvenc needs an NVIDIA GPU with NVENC", NO_NVENC),
