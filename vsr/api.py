@@ -21,7 +21,7 @@ from typing import Any, get_args
 
 import numpy as np
 
-from vsr.backends import Backend
+from vsr.backends import Backend, DeviceBackend
 from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, TensorRTOptions
 from vsr.backends.select import Choice, choose, fallback, max_batch, open_backend
 from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, capped, make_profile  # noqa: F401  (public: CLI)
@@ -242,7 +242,7 @@ def _sized(backend: Backend, model: ShippedModel) -> Backend:
     """The backend, run tile by tile where the model's graph takes one size only (imported window-attention
     models on ONNX Runtime or OpenVINO; torch rebuilds the network, which takes any size)."""
     tile = model.entry.get("tile")
-    if tile is None or backend.name.startswith("torch"):
+    if tile is None or isinstance(backend, DeviceBackend):  # torch: the rebuilt network takes any size
         return backend
     return FixedTiles(backend, tile, model.entry["tile_overlap"])
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vsr.errors import UsageError, VsrError
+from vsr.files import atomic_write
 from vsr.pipeline.job import UpscaleRequest
 
 Log = Callable[[str], None]
@@ -104,8 +105,6 @@ class RayPool:
                 cause = exc.cause if isinstance(exc.cause, VsrError) else None
                 raise (cause or exc) from None
             if data is not None:  # the part came through the object store: write it where it belongs
-                from vsr.files import atomic_write
-
                 atomic_write(sub.output, data)
             if queue:
                 submit(actor)

@@ -229,17 +229,16 @@ class TensorRTBackend(DeviceBackend):
             )
         digest = self._model.entry["sha256"][self._model.weights.name]
         opts = self._options
-        key = plan_key(digest, opts.precision, ShapeProfile.around(low, high), opts.workspace_mib)
+        wanted = ShapeProfile.around(low, high)
+        key = plan_key(digest, opts.precision, wanted, opts.workspace_mib)
         try:
             found = CachedPlan.covering(key, spec.name, low, high)
             if found is not None:
                 self._load(found, ShapeProfile.parse(found.key().profile))
             else:
-                self._load(*self._plan(ShapeProfile.around(low, high)))
+                self._load(*self._plan(wanted))
         except (ModelError, RuntimeError, MemoryError) as exc:  # TensorRT's own errors are RuntimeErrors
-            raise PlanError(
-                f"{spec.name}: no TensorRT plan for {ShapeProfile.around(low, high).describe()}: {exc}"
-            ) from exc
+            raise PlanError(f"{spec.name}: no TensorRT plan for {wanted.describe()}: {exc}") from exc
 
     def _load(self, plan: CachedPlan, profile: ShapeProfile) -> None:
         self._context = self._engine = None  # the old plan's memory goes before the new one's arrives
