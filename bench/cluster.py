@@ -1,15 +1,16 @@
 """The cluster's overheads measured here, and on paper what they mean for a 100-hour archive on N nodes.
 
-    .venv/bin/python bench/cluster.py [--frames 1440] [--segment-seconds 1] [--gpu-node-fps 30] \
-        [--out bench/results/cluster.json]
+    .venv/bin/python bench/cluster.py [--frames 1440] [--segment-seconds 1] [--folder-files 6] \
+        [--gpu-node-fps 30] [--out bench/results/cluster.json]
 
 On a synthetic 60-second 640x360 clip with a keyframe every second (espcn-x2, ONNX Runtime, FFV1), in
 one run: the plain single-process job, the same job in segments on this process (--resume), and on a
 local Ray cluster with 1 and 2 workers; the start of Ray and of a worker pool (actors and their model
-loads), a part's trip through the object store, and the stream copy that assembles the output. The
-projection then takes those overheads and a per-node rate (this machine's, measured; a GPU node's,
-assumed and stated) to the wall time of 100 hours of 24 fps video on 1, 8 and 64 nodes. It is a model,
-not a measurement of a cluster.
+loads), a part's trip through the object store, and the stream copy that assembles the output; then a
+folder of short files (one segment each, so only whole files can be spread) in one process and on the
+2-worker cluster. The projection then takes those overheads and a per-node rate (this machine's,
+measured; a GPU node's, assumed and stated) to the wall time of 100 hours of 24 fps video on 1, 8 and 64
+nodes. It is a model, not a measurement of a cluster.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def main() -> None:
         default=30.0,
         help="assumed end-to-end rate of one GPU node at 1080p -> 4K (x264-bound; no GPU figure yet)",
     )
+    parser.add_argument("--folder-files", type=int, default=6, help="short files of the folder run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/cluster.json")
     args = parser.parse_args()
     job = dict(model="espcn-x2", backend="onnxruntime", encode=vsr.EncodeSettings(profile="archive"))
@@ -75,8 +77,8 @@ def main() -> None:
         load = {"name": "espcn-x2", "scale": None, "denoise": None, "backend": vsr.OrtOptions()}
 
         def start_pool() -> RayPool:
-            pool = RayPool(ClusterSpec(workers=2), vsr.api._segment_runner, load, vsr.api._Job())
-            ray.get([a.pid.remote() for a in pool.actors])  # up, with their models loaded
+            pool = RayPool(ClusterSpec(workers=2), vsr.api._segment_runner, vsr.api._Job())
+            ray.get([a.warm.remote(load) for a in pool.actors])  # up, with their models loaded
             return pool
 
         pool, pool_s = _timed(start_pool)
@@ -88,6 +90,14 @@ def main() -> None:
             out, spec = root / f"c{workers}.mkv", ClusterSpec(workers=workers)
             _, seconds = _timed(lambda out=out, spec=spec: vsr.upscale(clip, out, cluster=spec, **seg, **job))
             cluster[workers] = round(args.frames / seconds, 2)
+        folder = root / "folder"
+        folder.mkdir()
+        for n in range(args.folder_files):  # one segment each (30 s): only whole files can be spread
+            synthetic_clip(folder / f"f{n}.mkv", height=360, width=640, frames=4 * RATE, keyint=RATE)
+        folder_frames = args.folder_files * 4 * RATE
+        _, folder_here_s = _timed(lambda: vsr.upscale_folder(folder, root / "fh", resume=True, **job))
+        spec = ClusterSpec(workers=2)
+        _, folder_cluster_s = _timed(lambda: vsr.upscale_folder(folder, root / "fc", cluster=spec, **job))
         import av
 
         def remux() -> None:
@@ -113,6 +123,12 @@ def main() -> None:
         "two_over_one_worker": round(cluster[2] / cluster[1], 3),
         "two_workers_over_single_process": round(cluster[2] / plain_fps, 3),
         "assembly_fps": round(assembly_fps, 1),
+        "folder": {
+            "files": f"{args.folder_files} x 4 s 640x360, one segment each",
+            "single_process_fps": round(folder_frames / folder_here_s, 2),
+            "cluster_2_workers_fps": round(folder_frames / folder_cluster_s, 2),
+            "cluster_over_single_process": round(folder_here_s / folder_cluster_s, 3),
+        },
     }
     frames = ARCHIVE_HOURS * 3600 * RATE
     seg_frames = 30 * RATE  # the default --segment-seconds

@@ -102,6 +102,40 @@ def test_manifest_is_reused_only_for_the_same_settings(gop_clip: mf.Clip, tmp_pa
             assert result.frames == len(gop_clip.pts) and out.exists()
 
 
+def test_parts_dir_keeps_the_segments_elsewhere_and_resumes_from_there(
+    gop_clip: mf.Clip, tmp_path: Path
+) -> None:
+    """--parts-dir: the manifest and segments live in that folder (scratch space, or storage a cluster's
+    nodes share), nothing beside the output; a crashed job resumes from there, which is then emptied."""
+    from vsr.backends.ort_backend import OrtBackend
+    from vsr.models.artefacts import shipped_model
+
+    root, out = tmp_path / "scratch", tmp_path / "out" / "a.mkv"
+    out.parent.mkdir()
+    shipped = shipped_model("espcn-x2")
+    with OrtBackend(shipped.onnx, scale=shipped.spec.scale) as model:
+        calls: list[int] = []
+
+        def crash_at_third(r: UpscaleRequest, reader: VideoReader) -> UpscaleJob:
+            calls.append(1)
+            if len(calls) == 3:
+                raise _Crash
+            return UpscaleJob(r, [model], source=reader)
+
+        request = UpscaleRequest(gop_clip.path, out, scale=2, encode=EncodeOptions(preset="veryfast"))
+        job = ResumableJob(request, [model], segment_seconds=0.4, parts_root=root, job_factory=crash_at_third)
+        with pytest.raises(_Crash):
+            job.run()
+        manifest = json.loads((parts_dir(out, root) / "manifest.json").read_text())
+        assert [s["index"] for s in manifest["segments"]] == [0, 1]
+        assert list(out.parent.iterdir()) == [] and parts_dir(out, root).parent == root
+        again = ResumableJob(request, [model], segment_seconds=0.4, parts_root=root)
+        assert again.run().frames == len(gop_clip.pts) and again.resumed_segments == 2
+    assert out.exists() and list(root.iterdir()) == []
+    with pytest.raises(vsr.UsageError, match="keeps the segments of --resume or --cluster"):
+        vsr.upscale(gop_clip.path, tmp_path / "b.mkv", parts_dir=root)
+
+
 @pytest.mark.slow
 def test_killed_process_resumes_into_the_uninterrupted_result(tmp_path: Path) -> None:
     clip = mf.make_clip(tmp_path / "long.mkv", width=320, height=240, frames=240, audio_tracks=1, keyint=24)

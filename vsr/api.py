@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,7 @@ from vsr.backends import Backend, DeviceBackend
 from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, TensorRTOptions
 from vsr.backends.select import Choice, choose, fallback, max_batch, open_backend
 from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, capped, make_profile  # noqa: F401  (public: CLI)
-from vsr.cluster import ClusterSpec
+from vsr.cluster import ChainPool, ClusterSpec, RayPool
 from vsr.degradations import Damage, h264_degrade, jpeg_degrade, noise_degrade
 from vsr.errors import BackendUnavailableError, ModelError, PlanError, UsageError
 from vsr.evaluate import (
@@ -49,7 +50,7 @@ from vsr.models.auto import DEFAULT_MODELS
 from vsr.models.importer import Imported
 from vsr.models.registry import Degradation
 from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
-from vsr.pipeline.folder import STATUS_FILE, FileOutcome, plan, run_folder
+from vsr.pipeline.folder import STATUS_FILE, Combined, FileOutcome, plan, run_folder
 from vsr.pipeline.resume import DEFAULT_SEGMENT_SECONDS, ResumableJob
 from vsr.pipeline.tiling import FixedTiles, run_tiled
 
@@ -297,8 +298,15 @@ class _Job:
     overwrite: bool = False
     resume: bool = False
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
+    parts_dir: Path | None = None
     stall_timeout: float = 600.0
     target: TargetSize | None = None
+
+    def __post_init__(self) -> None:
+        if self.parts_dir is not None and not self.resume:
+            raise UsageError("--parts-dir keeps the segments of --resume or --cluster; add one or drop it")
+        if self.parts_dir is not None and self.parts_dir.exists() and not self.parts_dir.is_dir():
+            raise UsageError(f"--parts-dir {self.parts_dir}: not a folder")
 
     def request(self, src: Path, dst: Path, scale: int) -> UpscaleRequest:
         """The request for one file (the encoder settings resolve against its extension)."""
@@ -396,6 +404,7 @@ class _Runner:
                 segment_seconds=self.job.segment_seconds,
                 job_factory=self.make_job,
                 pool=self.pool,
+                parts_root=self.job.parts_dir,
                 log=self.log,
             )
         else:
@@ -437,6 +446,7 @@ def upscale(
     overwrite: bool = False,
     resume: bool = False,
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+    parts_dir: str | Path | None = None,
     stall_timeout: float = 600.0,
     torch_compile: bool = False,
     cuda_graphs: bool = False,
@@ -449,7 +459,10 @@ def upscale(
 
     cluster: "local", "auto", "ray://HOST:PORT" or a ClusterSpec: the job's keyframe segments are encoded by
     a pool of Ray actors (models loaded once per actor) and assembled here exactly as `resume` does, with
-    the same manifest, so the same call continues after a crash of the driver.
+    the same manifest, so the same call continues after a crash of the driver. parts_dir: where `resume`
+    and `cluster` keep the segments and manifest (default: a hidden folder beside `output`); with a
+    cluster, name a folder every node sees, and the workers write their parts straight into it instead of
+    sending them through Ray's object store.
 
     model: a shipped model or cascade, or "auto" (the default, also None): measure the input and run the
     chain calibrated best for sources so damaged (`choose_model`; the result's `auto` says what and why),
@@ -476,6 +489,7 @@ def upscale(
         overwrite=overwrite,
         resume=resume or spec is not None,
         segment_seconds=segment_seconds,
+        parts_dir=None if parts_dir is None else Path(parts_dir),
         stall_timeout=stall_timeout,
         target=_target(size, width, height, fit),
     )
@@ -489,39 +503,64 @@ def upscale(
     if measure:
         decision = choose_model(input, scale=factor, denoise=denoise)
         model, denoise = decision.model, decision.denoise
-    with load_model(
-        model,
-        scale=scale,
-        denoise=denoise,
-        backend=backend,
-        precision=precision,
-        threads=threads,
-        torch_compile=torch_compile,
-        cuda_graphs=cuda_graphs,
-        log=log,
-    ) as upscaler:
-        _check_target(job.target, upscaler.choice)
+    asked = {
+        "backend": backend,
+        "precision": precision,
+        "threads": threads,
+        "torch_compile": torch_compile,
+        "cuda_graphs": cuda_graphs,
+    }
+    with contextlib.ExitStack() as stack:
+        pool = None if spec is None else stack.enter_context(_open_pool(spec, job, backend, log))
+        upscaler = stack.enter_context(_load_here(model, scale, denoise, asked, pool, log))
+        _check_target(job.target, "cuda" if pool is not None and pool.on_gpu else upscaler.choice.device)
         runner = _Runner(upscaler, job, on_progress, log)
-        if spec is not None:
-            runner.pool = _pool(spec, upscaler, model, scale, denoise, job, log)
-        try:
-            result = runner(request)
-        finally:
-            if runner.pool is not None:
-                runner.pool.close()
+        runner.pool = _for_chain(pool, upscaler, model, scale, denoise, asked)
+        result = runner(request)
     return replace(result, auto=decision.to_dict() if decision else None)
 
 
-def _pool(
-    spec: ClusterSpec, upscaler: Upscaler, model: str | None, scale: int | None, denoise: str | None,
-    job: _Job, log: Log,
-) -> Any:  # fmt: skip
-    """A Ray pool whose workers load exactly the chain and runtime `upscaler` runs, so every segment is
-    what this process would have made."""
+@contextlib.contextmanager
+def _open_pool(spec: ClusterSpec, job: _Job, backend: str | BackendOptions, log: Log) -> Iterator[RayPool]:
+    """A Ray pool for the call's jobs, its workers on GPUs where the cluster has them and `backend` can
+    use them; closed (its workers let go) at the end of the call."""
     from vsr.cluster import RayPool
 
-    load = {"name": model, "scale": scale, "denoise": denoise, "backend": upscaler.choice.options}
-    return RayPool(spec, _segment_runner, load, job, log=log)
+    if job.parts_dir is not None and spec.shared_parts is None:  # a folder the user says every node sees
+        spec = replace(spec, shared_parts=True)
+    on_gpu = (
+        backend in ("auto", "torch", "tensorrt")
+        if isinstance(backend, str)
+        else isinstance(backend, TensorRTOptions) or getattr(backend, "device", "cpu") == "cuda"
+    )
+    pool = RayPool(spec, _segment_runner, job, gpu_backend=on_gpu, log=log)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def _load_here(
+    model: str | None, scale: int | None, denoise: str | None, asked: dict[str, Any], pool: RayPool | None,
+    log: Log,
+) -> Upscaler:  # fmt: skip
+    """The chain this process loads. With GPU workers, a copy on ONNX Runtime for the job's bookkeeping
+    (model names, checks) only: this process may have no GPU, and runs no segment."""
+    chain = {"backend": "onnxruntime"} if pool is not None and pool.on_gpu else asked
+    return load_model(model, scale=scale, denoise=denoise, log=log, **chain)
+
+
+def _for_chain(
+    pool: RayPool | None, upscaler: Upscaler, model: str | None, scale: int | None, denoise: str | None,
+    asked: dict[str, Any],
+) -> ChainPool | None:  # fmt: skip
+    """The pool as a job on this chain sees it. CPU workers load exactly the runtime this process chose,
+    so every segment is what this process would have made; GPU workers resolve the backend as asked on
+    their own devices."""
+    if pool is None:
+        return None
+    load = {"name": model, "scale": scale, "denoise": denoise}
+    return pool.for_chain({**load, **asked} if pool.on_gpu else {**load, "backend": upscaler.choice.options})
 
 
 def _segment_runner(load: dict[str, Any], job: _Job) -> _Runner:
@@ -529,10 +568,10 @@ def _segment_runner(load: dict[str, Any], job: _Job) -> _Runner:
     return _Runner(load_model(**load), job, None, _quiet)
 
 
-def _check_target(target: TargetSize | None, choice: Choice) -> None:
+def _check_target(target: TargetSize | None, device: str) -> None:
     """Bars and crops are drawn on RGB pictures, which the CUDA path does not hand the writer."""
     both = target is not None and target.width is not None and target.height is not None
-    if both and target.fit != "stretch" and choice.device == "cuda":  # type: ignore[union-attr]
+    if both and target.fit != "stretch" and device == "cuda":  # type: ignore[union-attr]
         raise UsageError("--fit pad/crop runs on the CPU; on CUDA use --fit stretch, --width or --height")
 
 
@@ -564,7 +603,9 @@ def upscale_folder(
 
     A file that fails is recorded and the rest go on; OUTDIR/vsr-queue.json keeps every file's status, so
     the same call after a crash skips the files done and retries the others. Each file gets a report,
-    OUTDIR/NAME.vsr.json. on_file(k, n, outcome) is called after the k-th of n files.
+    OUTDIR/NAME.vsr.json. on_file(k, n, outcome) is called after the k-th of n files. With `cluster`, as
+    many files run at once as the pool has workers: on_file then comes from their threads (one at a time)
+    as each file ends, and on_progress gets one Progress summed over the files started.
     """
     indir, outdir = Path(input_dir), Path(output_dir)
     if not indir.is_dir():
@@ -595,15 +636,18 @@ def upscale_folder(
     factor = math.prod(m.spec.scale for m in _chain(named, chain.get("scale"), chain.get("denoise")))
     requests = [job.request(src, dst, factor) for src, dst in plan(indir, outdir, ext)]
     _check_batch(job.batch, chain.get("backend", "auto"))
-    with _PerFile(job, chain, upscale_options.get("on_progress"), None if measure else model, spec) as runner:
-        outcomes = run_folder(requests, runner, outdir / STATUS_FILE, on_file=on_file)
+    on_progress = upscale_options.get("on_progress")
+    with _PerFile(job, chain, on_progress, None if measure else model, spec) as runner:
+        status = outdir / STATUS_FILE
+        outcomes = run_folder(requests, runner, status, on_file=on_file, parallel=runner.parallel)
         name = runner.name or AUTO
         return FolderResult(tuple(outcomes), outdir / STATUS_FILE, name, runner.reason)
 
 
 class _PerFile:
     """Runs a folder's requests: with one named chain, loaded once; with auto, each file measured and run
-    with its chain, each chain loaded on first use and kept for the files after."""
+    with its chain, each chain loaded on first use and kept for the files after. With a cluster, one pool
+    serves every chain, and as many files run at once as it has workers (thread-safe)."""
 
     def __init__(
         self,
@@ -618,24 +662,38 @@ class _PerFile:
         self.log: Log = chain.get("log", _quiet)
         self.runners: dict[str, _Runner] = {}
         self.stack = contextlib.ExitStack()
+        self.pool: RayPool | None = None
+        self.lock = threading.Lock()
         self.name, self.reason = model or "", ""
+
+    @property
+    def parallel(self) -> int:
+        """Files run at once: one per worker of the pool (each then has a file to take segments from)."""
+        return self.pool.size.workers if self.pool is not None else 1
 
     def _runner(self, model: str, denoise: str | None) -> _Runner:
         key = f"{denoise}/{model}"
-        if key not in self.runners:
-            upscaler = self.stack.enter_context(load_model(model, **{**self.chain, "denoise": denoise}))
-            _check_target(self.job.target, upscaler.choice)
-            runner = self.runners[key] = _Runner(upscaler, self.job, self.on_progress, self.log)
-            if self.cluster is not None:  # one pool per chain, kept for the files after
+        with self.lock:
+            if key not in self.runners:
+                asked = {k: v for k, v in self.chain.items() if k not in ("scale", "denoise", "log")}
                 scale = self.chain.get("scale")
-                runner.pool = _pool(self.cluster, upscaler, model, scale, denoise, self.job, self.log)
-                self.stack.callback(runner.pool.close)
-            self.reason = upscaler.choice.reason
-            if self.model is not None:
-                self.name = upscaler.name
-        return self.runners[key]
+                here = _load_here(model, scale, denoise, asked, self.pool, self.log)
+                upscaler = self.stack.enter_context(here)
+                on_gpu = self.pool is not None and self.pool.on_gpu
+                _check_target(self.job.target, "cuda" if on_gpu else upscaler.choice.device)
+                runner = self.runners[key] = _Runner(upscaler, self.job, self.on_progress, self.log)
+                runner.pool = _for_chain(self.pool, upscaler, model, scale, denoise, asked)
+                self.reason = upscaler.choice.reason
+                if self.model is not None:
+                    self.name = upscaler.name
+            return self.runners[key]
 
     def __enter__(self) -> _PerFile:
+        if self.cluster is not None:
+            backend = self.chain.get("backend", "auto")
+            self.pool = self.stack.enter_context(_open_pool(self.cluster, self.job, backend, self.log))
+            if self.parallel > 1 and self.on_progress is not None:  # the files at once, as one Progress
+                self.on_progress = Combined(self.on_progress)
         if self.model is not None:  # a named chain loads (and fails) before any file is touched
             self._runner(self.model, self.chain.get("denoise"))
         return self

@@ -105,6 +105,13 @@ def upscale_command(
     stall_timeout: Annotated[
         float, typer.Option(min=1.0, help="Stop (exit 3) when no frame moves for this long.")
     ] = 600.0,
+    parts_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the segments of --resume/--cluster here, not beside OUTPUT; on a cluster, a folder "
+            "every node sees (workers then write their parts straight into it)."
+        ),
+    ] = None,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -113,7 +120,15 @@ def upscale_command(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="With --cluster: how many workers (default: one per core).")
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --cluster: how many workers (default: one per GPU, or one per --worker-cores CPUs); "
+            "more than the GPUs share them.",
+        ),
+    ] = None,
+    worker_cores: Annotated[
+        int | None, typer.Option(min=1, help="With --cluster: CPU cores of each worker; 1.")
     ] = None,
     ext: Annotated[
         str | None, typer.Option(help="Folder: container of the outputs; .mkv keeps every stream.")
@@ -127,8 +142,8 @@ def upscale_command(
     folder = input.is_dir()
     if segment_seconds is not None and not (resume or cluster):
         raise UsageError("--segment-seconds sets the segments of --resume; add --resume or drop it")
-    if workers is not None and cluster is None:
-        raise UsageError("--workers sets the size of a --cluster pool; add --cluster or drop it")
+    if (workers is not None or worker_cores is not None) and cluster is None:
+        raise UsageError("--workers and --worker-cores size a --cluster pool; add --cluster or drop them")
     if folder and report is not None:
         raise UsageError("--report is for one file; a folder writes OUTDIR/NAME.vsr.json for each")
     if not folder and ext is not None:
@@ -161,13 +176,14 @@ def upscale_command(
         overwrite=overwrite,
         resume=resume,
         segment_seconds=segment_seconds or 30.0,
+        parts_dir=parts_dir,
         stall_timeout=stall_timeout,
         torch_compile=torch_compile,
         cuda_graphs=cuda_graphs,
         log=_say,
     )
     if cluster is not None:
-        common["cluster"] = vsr.ClusterSpec(cluster, workers=workers)
+        common["cluster"] = vsr.ClusterSpec(cluster, workers=workers, cores=worker_cores or 1)
     with _progress(show=sys.stderr.isatty() and not as_json) as on_progress:
         if folder:
             done = vsr.upscale_folder(

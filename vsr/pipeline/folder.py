@@ -10,14 +10,16 @@ output still exists are skipped, everything else runs (failed files are retried)
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from vsr.errors import UsageError
 from vsr.files import atomic_write
-from vsr.pipeline.job import JobResult, UpscaleRequest
+from vsr.pipeline.job import JobResult, Progress, UpscaleRequest
 
 STATUS_FILE = "vsr-queue.json"
 # Containers a queue picks up; anything else in the folder is left alone.
@@ -70,33 +72,91 @@ def run_folder(
     status_path: Path,
     *,
     on_file: Callable[[int, int, FileOutcome], None] = lambda _k, _n, _outcome: None,
+    parallel: int = 1,
 ) -> list[FileOutcome]:
-    """Run every request, continuing past failed files; returns what became of each.
+    """Run every request, continuing past failed files; returns what became of each, in request order.
 
-    The status file is rewritten after every file. Ctrl-C (KeyboardInterrupt) stops the folder after
-    recording the file in flight as interrupted, and propagates.
+    parallel: files run at once (run_one must then be thread-safe), each in a thread of its own; on_file
+    then comes in the order files finish. The status file is rewritten after every file. Ctrl-C
+    (KeyboardInterrupt) stops the folder after recording the files in flight as interrupted, and
+    propagates; with parallel files their jobs are the caller's to stop (a cluster pool closed fails them).
     """
     files = _load(status_path)
-    outcomes = []
-    for k, request in enumerate(requests, 1):
-        key = request.input.name
-        previous = files.get(key, {})
+    outcomes: list[FileOutcome | None] = [None] * len(requests)
+    lock, stopping, finished = threading.Lock(), threading.Event(), [0]
+
+    def save() -> None:
+        atomic_write(status_path, json.dumps({"files": files}, indent=1) + "\n")
+
+    def one(i: int) -> None:
+        request = requests[i]
+        previous = files.get(request.input.name, {})
         if previous.get("status") == "done" and request.output.exists():
             outcome = FileOutcome(
                 request.input, request.output, "skipped", damaged=bool(previous.get("damaged"))
             )
         else:
+            outcome = _run(request, run_one)
+        with lock:
+            if stopping.is_set() and outcome.status == "failed":  # stopped by the interrupt, not failed
+                return
+            if outcome.status != "skipped":
+                files[request.input.name] = _record(outcome)
+                save()
+            outcomes[i] = outcome
+            finished[0] += 1
+            on_file(finished[0], len(requests), outcome)
+
+    def interrupted(running: Sequence[int]) -> None:
+        with lock:
+            stopping.set()
+            for i in running:
+                files[requests[i].input.name] = {"status": "interrupted"}
+            save()
+
+    if parallel <= 1:  # in this thread, so Ctrl-C reaches the job itself
+        for i in range(len(requests)):
             try:
-                outcome = _run(request, run_one)
+                one(i)
             except KeyboardInterrupt:
-                files[key] = {"status": "interrupted"}
-                atomic_write(status_path, json.dumps({"files": files}, indent=1) + "\n")
+                interrupted([i])
                 raise
-            files[key] = _record(outcome)
-            atomic_write(status_path, json.dumps({"files": files}, indent=1) + "\n")
-        outcomes.append(outcome)
-        on_file(k, len(requests), outcome)
-    return outcomes
+        return [o for o in outcomes if o is not None]
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="vsr-file")
+    futures = {pool.submit(one, i): i for i in range(len(requests))}
+    try:
+        waiting = set(futures)
+        while waiting:  # with a timeout, so Ctrl-C is seen at once
+            _done, waiting = wait(waiting, timeout=0.5)
+    except KeyboardInterrupt:
+        interrupted([futures[f] for f in futures if f.running()])
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    for future in futures:
+        future.result()  # a defect of on_file or the status file is raised here, not lost
+    return [o for o in outcomes if o is not None]
+
+
+class Combined:
+    """One Progress over files that run at once: their frames summed, the total that of the files started,
+    the rate since the first call."""
+
+    def __init__(self, on_progress: Callable[[Progress], None]) -> None:
+        self._on_progress = on_progress
+        self._files: dict[int, Progress] = {}  # by id; the Progress is kept, so its id is not reused
+        self._lock = threading.Lock()
+        self.progress = Progress()
+
+    def __call__(self, progress: Progress) -> None:
+        with self._lock:
+            self._files[id(progress)] = progress
+            files = self._files.values()
+            totals = [p.total_frames for p in files]
+            self.progress.total_frames = None if None in totals else sum(totals)  # type: ignore[arg-type]
+            self.progress.decoded = sum(p.decoded for p in files)
+            self.progress.encoded = sum(p.encoded for p in files)
+            self._on_progress(self.progress)
 
 
 def _run(request: UpscaleRequest, run_one: Callable[[UpscaleRequest], JobResult]) -> FileOutcome:

@@ -38,9 +38,14 @@ DEFAULT_SEGMENT_SECONDS = 30.0
 JobFactory = Callable[[UpscaleRequest, VideoReader], UpscaleJob]
 
 
-def parts_dir(output: Path) -> Path:
-    """The hidden folder beside `output` that holds a resumable job's manifest and segments."""
-    return output.with_name(f".{output.name}.vsr-parts")
+def parts_dir(output: Path, root: Path | None = None) -> Path:
+    """The folder that holds a resumable job's manifest and segments: hidden beside `output`, or in `root`
+    (--parts-dir: scratch space, or storage every node of a cluster sees) under a name that the output's
+    full path makes unique."""
+    if root is None:
+        return output.with_name(f".{output.name}.vsr-parts")
+    digest = hashlib.sha256(str(output.resolve()).encode()).hexdigest()[:12]
+    return root / f"{output.name}.{digest}.vsr-parts"
 
 
 def _input_identity(path: Path) -> dict[str, Any]:
@@ -108,13 +113,17 @@ def segment_entry(job: UpscaleJob, result: JobResult, sub: UpscaleRequest) -> di
         "stats": job.stats.to_dict(),
         "deinterlaced": result.deinterlaced,
         "warnings": result.warnings,
+        "backend": result.backend,  # what ran it: on a cluster, the worker's runtime, not the driver's
     }
 
 
 class SegmentPool(Protocol):
-    """Runs segment requests elsewhere (vsr.cluster): yields (index, manifest entry) as each finishes."""
+    """Runs segment requests elsewhere (vsr.cluster): yields (index, manifest entry) as each finishes, and
+    tells `on_frames` now and then how many frames its segments in flight have encoded."""
 
-    def run(self, segments: Sequence[tuple[int, UpscaleRequest]]) -> Iterator[tuple[int, dict[str, Any]]]: ...
+    def run(
+        self, segments: Sequence[tuple[int, UpscaleRequest]], on_frames: Callable[[int], None] | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]: ...
 
 
 class ResumableJob:
@@ -131,6 +140,7 @@ class ResumableJob:
         segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
         job_factory: JobFactory | None = None,
         pool: SegmentPool | None = None,
+        parts_root: Path | None = None,
         log: Callable[[str], None] = lambda _msg: None,
     ) -> None:
         self.request = request
@@ -138,7 +148,7 @@ class ResumableJob:
         self.segment_seconds = segment_seconds
         self.progress = Progress()
         self._make_job = job_factory or (lambda r, reader: UpscaleJob(r, self.models, source=reader))
-        self.parts = parts_dir(request.output)
+        self.parts = parts_dir(request.output, parts_root)
         self.resumed_segments = 0
         self.pool = pool  # None: the segments run here, one after another
         self._log = log
@@ -167,12 +177,17 @@ class ResumableJob:
         pending = [k for k in range(len(starts)) if k not in done]
         if self.pool is not None:  # segments on other processes or machines, finished in any order
             subs = [(k, segment_request(req, self.parts, starts, k)) for k in pending]
-            for k, entry in self.pool.run(subs):
-                manifest["segments"].append({"index": k, **entry, "start": starts[k]})
-                self._save(manifest)
-                self.progress.decoded = self.progress.encoded = self.progress.encoded + entry["frames"]
+            finished = self.progress.encoded
+
+            def in_flight(frames: int) -> None:
+                self.progress.decoded = self.progress.encoded = finished + frames
                 if on_progress is not None:
                     on_progress(self.progress)
+
+            for k, entry in self.pool.run(subs, in_flight):
+                manifest["segments"].append({"index": k, **entry, "start": starts[k]})
+                self._save(manifest)
+                finished += entry["frames"]
             return self._assemble(manifest, reader)
         for k in pending:
             sub = segment_request(req, self.parts, starts, k)
@@ -249,7 +264,7 @@ class ResumableJob:
             ReaderStats.merged, (ReaderStats.from_dict(s["stats"]) for s in segments), ReaderStats()
         )
         # Each segment's own warnings (size changes, truncation) are counted again from the merged stats.
-        return JobResult.of(
+        result = JobResult.of(
             req,
             reader.format,
             stats,
@@ -260,6 +275,8 @@ class ResumableJob:
             deinterlaced=any(s["deinterlaced"] for s in segments),
             streams_kept=len(reader.streams.kept),
         )
+        ran = sorted({s["backend"] for s in segments if s.get("backend")})  # the workers' runtimes
+        return dataclasses.replace(result, backend="; ".join(ran)) if ran else result
 
 
 def _segment_packets(output: Path, files: Sequence[Path]) -> Iterator[av.Packet]:

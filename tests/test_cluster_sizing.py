@@ -1,0 +1,41 @@
+"""How a cluster pool is sized from the cluster's resources (no Ray needed): one worker per GPU where the
+pool runs on GPUs, more sharing them in fractions that pack whole, one per `cores` CPUs otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from vsr.cluster import ClusterSpec, PoolSize, size_pool
+from vsr.errors import UsageError
+
+
+@pytest.mark.parametrize(
+    ("spec", "cpus", "gpus", "gpu_backend", "size"),
+    [
+        (ClusterSpec(), 16, 0, True, PoolSize(16, 1, 0.0)),  # no GPU: one per core
+        (ClusterSpec(cores=4), 16, 0, False, PoolSize(4, 4, 0.0)),
+        (ClusterSpec(cores=4), 2, 0, False, PoolSize(1, 4, 0.0)),  # at least one
+        (ClusterSpec(), 64, 8, True, PoolSize(8, 1, 1.0)),  # one per GPU
+        (ClusterSpec(), 64, 8, False, PoolSize(64, 1, 0.0)),  # a CPU backend leaves the GPUs alone
+        (ClusterSpec(workers=4), 16, 1, True, PoolSize(4, 1, 0.25)),  # four encoders fed by one GPU
+        (ClusterSpec(workers=3), 16, 2, True, PoolSize(3, 1, 0.5)),  # halves: 2/3 would strand a worker
+        (ClusterSpec(workers=1), 16, 2, True, PoolSize(1, 1, 1.0)),
+        (ClusterSpec(gpus=False), 16, 2, True, PoolSize(16, 1, 0.0)),
+        (ClusterSpec(gpus=True, cores=2), 16, 2, False, PoolSize(2, 2, 1.0)),
+    ],
+)
+def test_pool_size(spec: ClusterSpec, cpus: int, gpus: int, gpu_backend: bool, size: PoolSize) -> None:
+    assert size_pool(spec, cpus, gpus, gpu_backend) == size
+
+
+def test_every_worker_fits_the_gpus_it_shares() -> None:
+    for whole in (1, 2, 3, 8):
+        for workers in range(1, 20):
+            share = size_pool(ClusterSpec(workers=workers), 64, whole, True).gpus
+            per_gpu = round(1 / share)
+            assert per_gpu * whole >= workers and share * per_gpu <= 1.0
+
+
+def test_gpu_workers_on_a_cluster_without_gpus_are_refused() -> None:
+    with pytest.raises(UsageError, match="no GPU"):
+        size_pool(ClusterSpec(gpus=True), 16, 0, True)
