@@ -39,3 +39,18 @@ def test_every_worker_fits_the_gpus_it_shares() -> None:
 def test_gpu_workers_on_a_cluster_without_gpus_are_refused() -> None:
     with pytest.raises(UsageError, match="no GPU"):
         size_pool(ClusterSpec(gpus=True), 16, 0, True)
+
+
+def test_a_cpu_worker_runs_on_its_own_cores_and_a_gpu_worker_as_asked() -> None:
+    from vsr.backends.options import OrtOptions
+    from vsr.cluster import SegmentWorker
+
+    def make(_load: object, _job: object) -> None:
+        return None
+
+    cpu, gpu = SegmentWorker(make, None, 2, on_gpu=False), SegmentWorker(make, None, 2, on_gpu=True)
+    asked = {"name": "espcn-x2", "backend": "auto", "threads": 0}
+    assert cpu._on_own_cores(asked)["threads"] == 2
+    assert cpu._on_own_cores({**asked, "threads": 1})["threads"] == 1
+    assert cpu._on_own_cores({"backend": OrtOptions()})["backend"] == OrtOptions(threads=2)
+    assert gpu._on_own_cores(asked) == asked

@@ -524,8 +524,6 @@ def upscale(
 def _open_pool(spec: ClusterSpec, job: _Job, backend: str | BackendOptions, log: Log) -> Iterator[RayPool]:
     """A Ray pool for the call's jobs, its workers on GPUs where the cluster has them and `backend` can
     use them; closed (its workers let go) at the end of the call."""
-    from vsr.cluster import RayPool
-
     if job.parts_dir is not None and spec.shared_parts is None:  # a folder the user says every node sees
         spec = replace(spec, shared_parts=True)
     on_gpu = (
@@ -554,13 +552,14 @@ def _for_chain(
     pool: RayPool | None, upscaler: Upscaler, model: str | None, scale: int | None, denoise: str | None,
     asked: dict[str, Any],
 ) -> ChainPool | None:  # fmt: skip
-    """The pool as a job on this chain sees it. CPU workers load exactly the runtime this process chose,
-    so every segment is what this process would have made; GPU workers resolve the backend as asked on
-    their own devices."""
+    """The pool as a job on this chain sees it. CPU workers load exactly the CPU runtime this process
+    chose, so every segment is what this process would have made; GPU workers (and CPU workers of a
+    driver that chose its own GPU) resolve the backend as asked on their own devices."""
     if pool is None:
         return None
     load = {"name": model, "scale": scale, "denoise": denoise}
-    return pool.for_chain({**load, **asked} if pool.on_gpu else {**load, "backend": upscaler.choice.options})
+    own = pool.on_gpu or upscaler.choice.device == "cuda"
+    return pool.for_chain({**load, **asked} if own else {**load, "backend": upscaler.choice.options})
 
 
 def _segment_runner(load: dict[str, Any], job: _Job) -> _Runner:

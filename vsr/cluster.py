@@ -151,7 +151,8 @@ class RayPool:
             max_task_retries=0,  # ... and the dispatcher, which counts, hands its segment out again
             max_concurrency=2,  # a segment, and the poll of its frames beside it
         )
-        self.actors = [worker.remote(make_runner, job, self.size.cpus) for _ in range(self.size.workers)]
+        args = (make_runner, job, self.size.cpus, self.on_gpu)
+        self.actors = [worker.remote(*args) for _ in range(self.size.workers)]
         self._cond = threading.Condition()
         self._queue: list[_Task] = []
         self._idle: list[Any] = []
@@ -345,8 +346,10 @@ class SegmentWorker:
     """A Ray actor: each chain loaded on its first segment and kept; the input of the last segment kept
     open for the next, which is most often of the same file."""
 
-    def __init__(self, make_runner: Callable[[dict[str, Any], Any], Any], job: Any, cores: int) -> None:
-        self._make_runner, self._job, self._cores = make_runner, job, cores
+    def __init__(
+        self, make_runner: Callable[[dict[str, Any], Any], Any], job: Any, cores: int, on_gpu: bool
+    ) -> None:
+        self._make_runner, self._job, self._cores, self._on_gpu = make_runner, job, cores, on_gpu
         self._runners: dict[str, Any] = {}
         self._loading = threading.Lock()  # a warm-up and the first segment load a chain once between them
         self._reader: Any = None
@@ -390,11 +393,20 @@ class SegmentWorker:
         key = _chain_key(load)
         with self._loading:
             if key not in self._runners:
-                backend = load["backend"]
-                if getattr(backend, "threads", None) == 0 and getattr(backend, "device", "cpu") == "cpu":
-                    backend = replace(backend, threads=self._cores)  # the actor's cores, not the machine's
-                self._runners[key] = self._make_runner({**load, "backend": backend}, self._job)
+                self._runners[key] = self._make_runner(self._on_own_cores(load), self._job)
             return self._runners[key]
+
+    def _on_own_cores(self, load: dict[str, Any]) -> dict[str, Any]:
+        """A CPU worker's runtime on the actor's cores, not every core of its node (which other workers
+        share); a GPU worker's as asked."""
+        backend = load["backend"]
+        if self._on_gpu:
+            return load
+        if isinstance(backend, str):  # resolved here: a backend asked for by name
+            return {**load, "threads": load.get("threads") or self._cores}
+        if getattr(backend, "threads", None) == 0 and getattr(backend, "device", "cpu") == "cpu":
+            return {**load, "backend": replace(backend, threads=self._cores)}
+        return load
 
     def _open(self, sub: UpscaleRequest) -> Any:
         from vsr.media import VideoReader
