@@ -130,10 +130,19 @@ def test_parts_dir_keeps_the_segments_elsewhere_and_resumes_from_there(
         assert [s["index"] for s in manifest["segments"]] == [0, 1]
         assert list(out.parent.iterdir()) == [] and parts_dir(out, root).parent == root
         again = ResumableJob(request, [model], segment_seconds=0.4, parts_root=root)
-        assert again.run().frames == len(gop_clip.pts) and again.resumed_segments == 2
+        result = again.run()
+        assert result.frames == len(gop_clip.pts) and again.resumed_segments == 2
+        # The frames of the earlier run count in the progress, not in this run's rate.
+        assert again.progress.resumed == sum(s["frames"] for s in manifest["segments"]) > 0
+        assert 0 < result.fps < result.frames / result.seconds
     assert out.exists() and list(root.iterdir()) == []
     with pytest.raises(vsr.UsageError, match="keeps the segments of --resume or --cluster"):
         vsr.upscale(gop_clip.path, tmp_path / "b.mkv", parts_dir=root)
+
+
+def test_the_rate_of_a_resumed_job_leaves_out_what_an_earlier_run_encoded() -> None:
+    progress = vsr.Progress(encoded=100, resumed=90, started=time.perf_counter() - 1.0)
+    assert 9.0 < progress.fps <= 10.0
 
 
 @pytest.mark.slow

@@ -220,7 +220,16 @@ def _progress(show: bool) -> Iterator[Callable[[vsr.Progress], None] | None]:
     columns = (TextColumn("[bold]upscaling"), BarColumn(), MofNCompleteColumn(), fps, TimeRemainingColumn())
     with Bar(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("upscale", total=None, fps=0.0)
-        yield lambda p: bar.update(task, completed=p.encoded, total=p.total_frames, fps=p.fps)
+        resumed = 0
+
+        def show(p: vsr.Progress) -> None:
+            nonlocal resumed
+            if p.resumed != resumed:  # frames of an earlier run: the start, not speed (rich's ETA is a rate)
+                resumed = p.resumed
+                bar.reset(task, completed=p.resumed)
+            bar.update(task, completed=p.encoded, total=p.total_frames, fps=p.fps)
+
+        yield show
 
 
 def _render(r: vsr.JobResult) -> None:

@@ -156,6 +156,7 @@ class Combined:
             self.progress.total_frames = None if None in totals else sum(totals)  # type: ignore[arg-type]
             self.progress.decoded = sum(p.decoded for p in files)
             self.progress.encoded = sum(p.encoded for p in files)
+            self.progress.resumed = sum(p.resumed for p in files)
             self._on_progress(self.progress)
 
 

@@ -87,13 +87,14 @@ class Progress:
     total_frames: int | None = None  # from the header; None when it does not say
     decoded: int = 0
     encoded: int = 0
+    resumed: int = 0  # frames an earlier run of a resumed job encoded: counted in `encoded`, not in `fps`
     started: float = field(default_factory=time.perf_counter)
 
     @property
     def fps(self) -> float:
-        """Frames encoded per second so far."""
+        """Frames encoded per second so far by this run."""
         elapsed = time.perf_counter() - self.started
-        return self.encoded / elapsed if elapsed > 0 else 0.0
+        return (self.encoded - self.resumed) / elapsed if elapsed > 0 else 0.0
 
 
 @dataclass(frozen=True)

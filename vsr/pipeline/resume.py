@@ -174,6 +174,7 @@ class ResumableJob:
         if done:
             self._log(f"resuming: {len(done)} of {len(starts)} segments were done earlier")
         self.progress.encoded = self.progress.decoded = sum(s["frames"] for s in done.values())
+        self.progress.resumed = self.progress.encoded
         pending = [k for k in range(len(starts)) if k not in done]
         if self.pool is not None:  # segments on other processes or machines, finished in any order
             subs = [(k, segment_request(req, self.parts, starts, k)) for k in pending]
@@ -276,7 +277,9 @@ class ResumableJob:
             streams_kept=len(reader.streams.kept),
         )
         ran = sorted({s["backend"] for s in segments if s.get("backend")})  # the workers' runtimes
-        return dataclasses.replace(result, backend="; ".join(ran)) if ran else result
+        fresh = result.frames - self.progress.resumed  # the rate is this run's: earlier runs' frames aside
+        fps = round(fresh / result.seconds, 3) if result.seconds > 0 else 0.0
+        return dataclasses.replace(result, fps=fps, backend="; ".join(ran) or result.backend)
 
 
 def _segment_packets(output: Path, files: Sequence[Path]) -> Iterator[av.Packet]:
