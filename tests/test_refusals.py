@@ -57,6 +57,8 @@ REFUSED = [
     (["--workers", "2"], "size a --cluster pool; add --cluster", True),
     (["--worker-cores", "2"], "size a --cluster pool; add --cluster", True),
     (["--parts-dir", "scratch"], "--parts-dir keeps the segments of --resume or --cluster", True),
+    (["--resume", "--parts-dir", "/dev/null"], "--parts-dir /dev/null: not a folder", True),
+    (["--cluster", "local", "--worker-cores", "4096"], "do not fit this machine's", True),
     (["--profile", "nvenc"], "h264_nvenc needs an NVIDIA GPU with NVENC", NO_NVENC),
     (["--profile", "nvenc-hevc"], "hevc_nvenc needs an NVIDIA GPU with NVENC", NO_NVENC),
     (["--codec", "av1_nvenc"], "av1_nvenc needs an NVIDIA GPU with NVENC", NO_NVENC),

@@ -140,6 +140,14 @@ def test_parts_dir_keeps_the_segments_elsewhere_and_resumes_from_there(
         vsr.upscale(gop_clip.path, tmp_path / "b.mkv", parts_dir=root)
 
 
+def test_a_parts_dir_that_cannot_be_made_is_an_output_error(gop_clip: mf.Clip, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(vsr.VsrError, match="cannot make the parts folder") as caught:
+        vsr.upscale(gop_clip.path, tmp_path / "o.mkv", resume=True, parts_dir=tmp_path / "a-file" / "parts")
+    assert type(caught.value).__name__ == "OutputError"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
 def test_the_rate_of_a_resumed_job_leaves_out_what_an_earlier_run_encoded() -> None:
     progress = vsr.Progress(encoded=100, resumed=90, started=time.perf_counter() - 1.0)
     assert 9.0 < progress.fps <= 10.0

@@ -80,6 +80,9 @@ class ClusterSpec:
             raise UsageError(f"--cluster {self.address!r}: use local, auto or ray://HOST:PORT")
         if (self.workers is not None and self.workers < 1) or self.cores < 1:
             raise UsageError("a cluster needs at least one worker of at least one core")
+        cpus, wanted = os.cpu_count() or 1, (self.workers or 1) * self.cores
+        if self.address == "local" and wanted > cpus:  # Ray would never place the rest: say so now
+            raise UsageError(f"{wanted} worker cores do not fit this machine's {cpus} cores")
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,7 @@ class RayPool:
         twice a second, the frames encoded so far by this job's segments in flight. Stopping early (an
         error, Ctrl-C) withdraws the job's segments not yet started."""
         job = next(self._jobs)
-        queued = [_Task((job, k), sub, load) for k, sub in segments]
+        queued = [_Task((job, k), _absolute(sub), load) for k, sub in segments]
         tasks = {task.future: task for task in queued}
         with self._cond:
             if self._closed:
@@ -310,6 +313,11 @@ class RayPool:
         for task in self._queue:
             _settle(task, error=error)
         self._queue = []
+
+
+def _absolute(sub: UpscaleRequest) -> UpscaleRequest:
+    """A worker elsewhere does not share this process's working folder: its paths must not be relative."""
+    return replace(sub, input=sub.input.absolute(), output=sub.output.absolute())
 
 
 def _settle(

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import av
 
 from vsr.backends import Backend
-from vsr.errors import BadInputError
+from vsr.errors import BadInputError, OutputError
 from vsr.files import atomic_write
 from vsr.media import ReaderStats, VideoReader, VideoWriter
 from vsr.pipeline.job import JobResult, Progress, UpscaleJob, UpscaleRequest, check_paths
@@ -223,7 +223,10 @@ class ResumableJob:
             manifest["segments"] = [s for s in manifest["segments"] if (self.parts / s["file"]).is_file()]
             return manifest
         shutil.rmtree(self.parts, ignore_errors=True)  # another input or other settings: start over
-        self.parts.mkdir(parents=True)
+        try:
+            self.parts.mkdir(parents=True)
+        except OSError as exc:  # --parts-dir on storage that refuses it
+            raise OutputError(f"{self.parts}: cannot make the parts folder ({exc.strerror})") from None
         starts = segment_starts(reader, self.segment_seconds)
         manifest = {
             "version": MANIFEST_VERSION,
