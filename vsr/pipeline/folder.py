@@ -83,7 +83,7 @@ def run_folder(
     """
     files = _load(status_path)
     outcomes: list[FileOutcome | None] = [None] * len(requests)
-    lock, stopping, finished = threading.Lock(), threading.Event(), [0]
+    lock, stopping = threading.Lock(), threading.Event()
 
     def save() -> None:
         atomic_write(status_path, json.dumps({"files": files}, indent=1) + "\n")
@@ -104,8 +104,7 @@ def run_folder(
                 files[request.input.name] = _record(outcome)
                 save()
             outcomes[i] = outcome
-            finished[0] += 1
-            on_file(finished[0], len(requests), outcome)
+            on_file(sum(o is not None for o in outcomes), len(requests), outcome)
 
     def interrupted(running: Sequence[int]) -> None:
         with lock:

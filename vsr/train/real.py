@@ -90,10 +90,11 @@ class RealDegradation:
         h, w = hr.shape[:2]
         out_h, out_w = h // scale, w // scale
         x, steps = hr.astype(np.float32) / 255.0, []
-        if rng.random() < self.pristine_prob:
-            lr = np.clip(np.round(_resize(x, out_w, out_h, "bicubic") * 255.0), 0, 255).astype(np.uint8)
-            return lr, ["pristine"]
-        if rng.random() < self.clean_prob:
+        pristine = rng.random() < self.pristine_prob
+        if pristine:
+            mode = "bicubic"
+            steps.append("pristine")
+        elif rng.random() < self.clean_prob:
             mode = "bicubic"
             steps.append("clean")
         else:
@@ -103,6 +104,8 @@ class RealDegradation:
             mode = str(rng.choice(list(RESIZE_FILTERS)))
         x = _resize(x, out_w, out_h, mode)
         lr = np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+        if pristine:  # nothing after the downscale either
+            return lr, steps
         if rng.random() < self.chroma_bleed_prob:
             px = rng.uniform(*self.chroma_bleed_px)
             lr, steps = chroma_bleed(lr, px), [*steps, f"bleed {px:.1f}"]
