@@ -10,6 +10,13 @@
 #   stage 4: real-espcn-x2 on the real-world degradations (vsr/train/real.py), warm-started from
 #            espcn-x2, on DIV2K crops; one run (its degradation producer takes the other core), a 600-minute
 #            schedule that spans sessions: rerun the same command with --resume to continue it
+#   sitting: one sitting of the committed long runs (train/runs/README.md). Usage:
+#            recipes/train_cpu.sh DATA_DIR train/runs sitting MINUTES
+#            The first run in RUNS whose schedule is not finished resumes from its committed checkpoint,
+#            trains for MINUTES (its schedule counts steps, so a sitting only decides where it pauses),
+#            checkpoints, and, with COMMIT=1, commits train/runs alone (`git commit -- train/runs`).
+#            Both cores: 2 torch threads, the degradation producer capped at 0.5 new pairs per pair
+#            trained on (bench/results/train_speed.json: 1.62x one thread beside an unbounded producer).
 set -u
 # `make` installs vsr into .venv: use it when the caller has not put it on PATH.
 PATH="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin:$PATH"
@@ -35,6 +42,28 @@ elif [ "$stage" = 3 ]; then
     --jpeg-qualities 10,10,10,15,15,20,30,40,60 --h264-crfs 28,33,38,43 >"$out/dncnn-color-jpeg.log" 2>&1 &
   vsr train --model espcn-x3 --out "$out/espcn-x3" "${common[@]}" --patch 96 --lr 1e-3 --minutes 75 \
     >"$out/espcn-x3.log" 2>&1 &
+elif [ "$stage" = sitting ]; then
+  minutes=${4:?MINUTES: how long this sitting trains}
+  long=(--data "$data/sr-train/DIV2K-crops" --data "$data/sr-train/BSD400" --val-data "$data/sr-eval/Set5"
+        --val-every 500 --batch 16 --threads 2 --fresh 0.5 --resume --sitting-minutes "$minutes")
+  # The runs, in order; each line: NAME STEPS OPTIONS... (the schedule: never edit a started run's line).
+  runs=(
+    "real-compact-x2 20000 --patch 96 --lr 2e-4 --init engines/compact-x2.safetensors"
+  )
+  for line in "${runs[@]}"; do
+    read -r name steps opts <<<"$line"
+    history="$out/$name/history.json"
+    if [ -f "$history" ] && python3 -c "import json,sys; sys.exit(json.load(open('$history'))[-1]['step'] < $steps)"
+    then continue; fi  # finished: its weights await measurement and release
+    # shellcheck disable=SC2086  # opts is a list of words
+    vsr train --model "$name" --out "$out/$name" --steps "$steps" "${long[@]}" $opts >>"$out/$name.log" 2>&1
+    if [ "${COMMIT:-0}" = 1 ]; then
+      step=$(python3 -c "import json; print(json.load(open('$history'))[-1]['step'])")
+      git add "$out/$name" "$out/$name.log"
+      git commit -q -m "train/runs: $name at step $step of $steps" -- "$out/$name" "$out/$name.log"
+    fi
+    break
+  done
 else
   vsr train --model real-espcn-x2 --out "$out/real-espcn-x2" --data "$data/sr-train/DIV2K-crops" \
     --val-data "$data/sr-eval/Set5" --steps 10000000 --val-every 500 --batch 32 --threads 1 --patch 96 \

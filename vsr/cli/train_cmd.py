@@ -14,7 +14,10 @@ from vsr.errors import UsageError
 @app.command("train")
 def train_command(
     model: Annotated[str, typer.Option(help="Registered model name (see `vsr models`).")],
-    data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Folder of HR training images.")],
+    data: Annotated[
+        list[Path],
+        typer.Option(exists=True, file_okay=False, help="Folder of HR training images; repeat to add more."),
+    ],
     out: Annotated[Path, typer.Option(help="Run folder: config, checkpoints, history, final weights.")],
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 20000,
     minutes: Annotated[
@@ -29,7 +32,19 @@ def train_command(
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch; 0 = torch's default.")] = 0,
-    amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA.")] = False,
+    amp: Annotated[
+        bool,
+        typer.Option(
+            help="bf16 autocast where the device computes bf16 (CUDA, AMX, AVX-512-BF16); else refused."
+        ),
+    ] = False,
+    channels_last: Annotated[bool, typer.Option(help="NHWC activations (see bench/train_speed.py).")] = False,
+    sitting_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="End this sitting after so long with a checkpoint; --resume continues the schedule."
+        ),
+    ] = None,
     jitter: Annotated[float, typer.Option(help="Probability of brightness/contrast/gamma/hue jitter.")] = 0.2,
     brightness: Annotated[float, typer.Option(help="Jitter: added brightness, ± on 0..1.")] = 0.05,
     contrast: Annotated[float, typer.Option(help="Jitter: contrast factor 1 ±.")] = 0.1,
@@ -60,6 +75,10 @@ def train_command(
     pool: Annotated[
         int | None, typer.Option(min=64, help="Real degradation: (LR, HR) pairs kept and renewed; 2048.")
     ] = None,
+    fresh: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Real degradation: new pairs made per pair trained on, at most."),
+    ] = None,
     preview_degradations: Annotated[
         Path | None, typer.Option(help="Write a PNG grid of degraded samples here and stop (no training).")
     ] = None,
@@ -77,7 +96,7 @@ def train_command(
     if preview_degradations is not None:
         from vsr.train.loop import preview_degradations as write_preview
 
-        typer.echo(f"preview: {write_preview(model, data, preview_degradations, seed=seed)}")
+        typer.echo(f"preview: {write_preview(model, data[0], preview_degradations, seed=seed)}")
         return
     noise = NoiseConfig(
         sigma_max=sigma_max,
@@ -89,7 +108,7 @@ def train_command(
         raise UsageError("--compressed-prob > 0 needs at least one JPEG quality or x264 CRF")
     cfg = TrainConfig(
         model=model,
-        data=data,
+        data=data[0] if len(data) == 1 else tuple(data),
         out=out,
         steps=steps,
         minutes=minutes,
@@ -104,10 +123,12 @@ def train_command(
         device=device,
         threads=threads,
         amp=amp,
+        channels_last=channels_last,
         init=init,
         noise=noise,
         degradation=choices.value(degradation),
         pool=pool,
+        fresh=fresh,
         augment=AugmentConfig(
             flips=not no_flips,
             rotations=not no_rotations,
@@ -118,7 +139,7 @@ def train_command(
             hue=hue,
         ),
     )
-    weights = train(cfg, resume=resume, log=typer.echo)
+    weights = train(cfg, resume=resume, sitting_minutes=sitting_minutes, log=typer.echo)
     typer.echo(f"weights: {weights}")
 
 

@@ -69,15 +69,18 @@ class PatchSampler:
         noise: NoiseConfig | None = None,
         real: RealDegradation | None = None,
         pool: int = 2048,
+        fresh: float | None = None,
     ) -> None:
         if patch % scale:
             raise ValueError(f"patch {patch} must be a multiple of the scale {scale}")
         self.pool = (
-            DegradedPool(images, scale=scale, patch=patch, size=pool, degradation=real, seed=seed)
+            DegradedPool(
+                images, scale=scale, patch=patch, size=pool, degradation=real, seed=seed, fresh=fresh
+            )
             if real
             else None
         )
-        self.scale, self.patch, self.batch = scale, patch, batch
+        self.scale, self.patch, self.batch, self.seed = scale, patch, batch, seed
         self.augment_cfg, self.noise = augment_cfg, noise
         self.device = device
         self.generator = torch.Generator(device=device).manual_seed(seed)
@@ -119,6 +122,15 @@ class PatchSampler:
         if self.pool is not None:
             return self._sample_real(self.pool)
         return self._sample_denoise() if self.noise is not None else self._sample_sr()
+
+    def numpy_rng_state(self) -> dict:
+        """The state of the crop and pool draws (the torch generator's is `generator.get_state()`)."""
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, numpy_state: dict, torch_state: Tensor) -> None:
+        """Continue the draws of an earlier sampler (a resumed run)."""
+        self._rng.bit_generator.state = numpy_state
+        self.generator.set_state(torch_state)
 
     def close(self) -> None:
         """Stop the degradation pool's producer, if any."""
@@ -173,6 +185,10 @@ class DegradedPool:
     batches draw from the pool while the producer replaces a random pair at a time: each pair serves a few
     batches, and the pool is renewed every pool/80 seconds. Crops carry a margin of 8 LR pixels that blur
     kernels and the codec's pan read and that is cut away afterwards.
+
+    `fresh` caps the producer at that many new pairs per pair drawn. Unbounded, it makes ~100 pairs per
+    step of 16 on a 2-core CPU (bench/train_speed.py), a whole core mostly thrown away; at 1 it needs
+    about a quarter of a core and the trainer gets the rest.
     """
 
     def __init__(
@@ -184,8 +200,9 @@ class DegradedPool:
         size: int,
         degradation: RealDegradation,
         seed: int,
+        fresh: float | None = None,
     ) -> None:
-        self.scale, self.patch, self.degradation = scale, patch, degradation
+        self.scale, self.patch, self.degradation, self.fresh = scale, patch, degradation, fresh
         self.margin = 8 * scale
         crop = patch + 2 * self.margin
         self.images = [i for i in images if min(i.shape[:2]) >= crop]
@@ -198,6 +215,7 @@ class DegradedPool:
         for k in range(size):
             self.lr[k], self.hr[k] = self.pair()
         self.made = size
+        self._renewed = self._drawn = 0
         self._lock, self._stop = threading.Lock(), threading.Event()
         self._thread = threading.Thread(target=self._renew, name="vsr-degrade", daemon=True)
         self._thread.start()
@@ -215,16 +233,21 @@ class DegradedPool:
 
     def _renew(self) -> None:
         while not self._stop.is_set():
+            if self.fresh is not None and self._renewed >= self.fresh * self._drawn:
+                self._stop.wait(0.005)  # ahead of the trainer: let it have the core
+                continue
             lr, hr = self.pair()
             k = int(self._rng.integers(len(self.lr)))
             with self._lock:
                 self.lr[k], self.hr[k] = lr, hr
                 self.made += 1
+                self._renewed += 1
 
     def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """n random pairs (copies), as (N, h, w, 3) uint8 LR and (N, H, W, 3) uint8 HR."""
         idx = rng.integers(len(self.lr), size=n)
         with self._lock:
+            self._drawn += n
             return self.lr[idx], self.hr[idx]
 
     def close(self) -> None:

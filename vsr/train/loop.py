@@ -1,4 +1,9 @@
-"""The training loop: Adam, a cosine schedule, validation PSNR on the protocol, resumable checkpoints."""
+"""The training loop: Adam, a cosine schedule, validation PSNR on the protocol, resumable checkpoints.
+
+A run is a schedule over steps that may span many sittings: `sitting_minutes` ends one sitting with a
+checkpoint (weights, optimiser, every random state, the pool's seed, the history) without touching the
+schedule, and `resume` continues from it, on this machine or another that has the run folder.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from vsr.train.augment import AugmentConfig
 from vsr.train.data import NoiseConfig, PatchSampler, load_images
 from vsr.train.losses import LossName, pixel_loss
 from vsr.train.real import RealDegradation
+from vsr.train.silicon import check_amp
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class TrainConfig:
     """Everything a run depends on; saved beside its outputs so a run can be repeated exactly."""
 
     model: str
-    data: Path
+    data: Path | tuple[Path, ...]  # one folder of HR images, or several drawn from as one
     out: Path
     steps: int = 20000
     batch: int = 32
@@ -47,12 +53,14 @@ class TrainConfig:
     minutes: float | None = None  # wall-clock budget: the schedule follows whichever of steps/time ends first
     device: str = "cpu"
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
-    amp: bool = False  # bf16 autocast on CUDA
+    amp: bool = False  # bf16 autocast where the device computes bf16 natively (vsr.train.silicon)
+    channels_last: bool = False  # NHWC activations (oneDNN's preferred layout; bench/train_speed.py)
     init: Path | None = None  # warm start: weights to begin from (the optimiser and schedule start afresh)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     degradation: str | None = None  # "bicubic" or "real"; None: the model's own (ModelSpec.degradation)
     pool: int | None = None  # real degradation: (LR, HR) pairs kept and renewed (None: 2048)
+    fresh: float | None = None  # real degradation: new pairs per pair drawn at most (None: unbounded)
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
@@ -64,11 +72,17 @@ class TrainConfig:
         if self.pool is not None and not real:
             raise UsageError("--pool sizes the real degradations' pool; this run trains on bicubic LR")
 
+    @property
+    def data_folders(self) -> tuple[Path, ...]:
+        return self.data if isinstance(self.data, tuple) else (self.data,)
+
     def to_json(self) -> dict:
-        """JSON-ready dict (paths as strings)."""
+        """JSON-ready dict (paths as strings; several data folders as a list)."""
         d = asdict(self)
-        for k in ("data", "out", "val_data", "init"):
+        for k in ("out", "val_data", "init"):
             d[k] = None if d[k] is None else str(d[k])
+        folders = [str(f) for f in self.data_folders]
+        d["data"] = folders[0] if len(folders) == 1 else folders
         return d
 
 
@@ -114,18 +128,57 @@ def validate(
     return result
 
 
-def _save_checkpoint(path: Path, model, opt, step: int, elapsed_s: float, history: list) -> None:
-    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed_s": elapsed_s}
+# What must match between a checkpoint's run and the command that resumes it. The length (steps, minutes)
+# may change: lengthening a run is deliberate, a different rate or patch on resume is almost always a typo.
+_SCHEDULE_KEYS = ("model", "batch", "patch", "lr", "min_lr", "warmup", "loss", "degradation", "pool")
+
+
+def _check_resumable(cfg: TrainConfig, saved: Path) -> None:
+    """Refuse to resume a run whose schedule the command would change (a typo would silently fork it)."""
+    old, new = json.loads(saved.read_text()), cfg.to_json()
+    changed = [k for k in _SCHEDULE_KEYS if old.get(k) != new.get(k)]
+    if changed:
+        diff = ", ".join(f"{k} {old.get(k)} → {new.get(k)}" for k in changed)
+        raise UsageError(f"--resume: {cfg.out} was trained with another schedule ({diff})")
+
+
+def _save_checkpoint(
+    path: Path, model, opt, step: int, elapsed_s: float, history: list, sampler: PatchSampler
+) -> None:
+    state = {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "step": step,
+        "elapsed_s": elapsed_s,
+        "pool_seed": sampler.seed,
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "sampler_torch": sampler.generator.get_state(),
+            # numpy's state holds 128-bit integers: kept as JSON text for torch's weights-only loader
+            "sampler_numpy": json.dumps(sampler.numpy_rng_state()),
+        },
+    }
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(path, buffer.getvalue())
     atomic_write(path.parent / "history.json", json.dumps(history, indent=1))
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Train cfg.model; returns the path of the final weights (safetensors)."""
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    sitting_minutes: float | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train cfg.model; returns the path of the weights (safetensors) as they stand when it returns.
+
+    sitting_minutes: stop this sitting after so long with a checkpoint; `resume` continues the schedule.
+    """
     spec = get_spec(cfg.model)
     device = torch.device(cfg.device)
+    if cfg.amp:
+        check_amp(device)
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -133,25 +186,33 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    ckpt_path = cfg.out / "checkpoint.pt"
+    resuming = resume and ckpt_path.exists()
+    if resuming:
+        _check_resumable(cfg, cfg.out / "config.json")
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "config.json").write_text(json.dumps(cfg.to_json(), indent=1))
 
     model = spec.build().to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     if cfg.init is not None:
         model.load_state_dict(load_file(str(cfg.init), device=str(device)))
         log(f"warm start from {cfg.init}")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
-    ckpt_path = cfg.out / "checkpoint.pt"
-    start, history, spent_s = 0, [], 0.0
-    if resume and ckpt_path.exists():
+    start, history, spent_s, rng = 0, [], 0.0, {}
+    if resuming:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start, spent_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
+        rng = state.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
         history = json.loads((cfg.out / "history.json").read_text())
-        log(f"resumed at step {start}")
+        log(f"resumed at step {start} of {cfg.steps}")
 
-    images = load_images(cfg.data)
+    images = [img for folder in cfg.data_folders for img in load_images(folder)]
     sampler = PatchSampler(
         images,
         scale=spec.scale,
@@ -159,17 +220,21 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
         batch=cfg.batch,
         augment_cfg=cfg.augment,
         device=device,
-        seed=cfg.seed + start,  # a resumed run does not replay the batches it already saw
+        seed=cfg.seed + start,  # the pool's seed: a resumed run does not replay the pairs it already saw
         noise=cfg.noise if spec.task == "denoise" else None,
         real=RealDegradation() if (cfg.degradation or spec.degradation) == "real" else None,
         pool=cfg.pool or 2048,
+        fresh=cfg.fresh,
     )
+    if "sampler_numpy" in rng:  # the crops and flips go on where the last sitting left them
+        sampler.set_rng_state(json.loads(rng["sampler_numpy"]), rng["sampler_torch"])
     val_images = []
     if cfg.val_data is not None:
         val_images = load_eval_images(cfg.val_data)
 
+    loop = _Loop(cfg, model, opt, sampler, val_images, device, ckpt_path, log)
     try:
-        _loop(cfg, model, opt, sampler, val_images, device, start, spent_s, history, ckpt_path, log)
+        loop.run(start, spent_s, history, sitting_minutes)
     finally:
         sampler.close()
     weights = cfg.out / "model.safetensors"
@@ -177,53 +242,76 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[str], None] 
     return weights
 
 
-def _loop(
-    cfg: TrainConfig,
-    model: torch.nn.Module,
-    opt: torch.optim.Optimizer,
-    sampler: PatchSampler,
-    val_images: list,
-    device: torch.device,
-    start: int,
-    spent_s: float,
-    history: list,
-    ckpt_path: Path,
-    log: Callable[[str], None],
-) -> None:
-    """The optimiser steps, validation and checkpoints of `train`, until steps or minutes run out."""
-    t0, seen, data_s = time.perf_counter(), 0, 0.0
-    step = start
-    while (progress := _progress(cfg, step, spent_s + time.perf_counter() - t0)) < 1.0:
-        for group in opt.param_groups:
+class _Loop:
+    """The optimiser steps, validation and checkpoints of `train`, until the schedule or the sitting ends."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        sampler: PatchSampler,
+        val_images: list,
+        device: torch.device,
+        ckpt_path: Path,
+        log: Callable[[str], None],
+    ) -> None:
+        self.cfg, self.model, self.opt, self.sampler = cfg, model, opt, sampler
+        self.val_images, self.device, self.ckpt_path, self.log = val_images, device, ckpt_path, log
+        self.autocast = cfg.amp and device.type in ("cpu", "cuda")  # check_amp has refused the rest
+
+    def step(self, step: int, progress: float, lr_img: torch.Tensor, hr_img: torch.Tensor) -> torch.Tensor:
+        """One optimiser step on one batch; returns the loss."""
+        cfg = self.cfg
+        for group in self.opt.param_groups:
             group["lr"] = _lr_at(cfg, step, progress)
-        waited = time.perf_counter()
-        lr_img, hr_img = sampler.sample()
-        data_s += time.perf_counter() - waited
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
-            pred = model(lr_img)
+        if cfg.channels_last:
+            lr_img = lr_img.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            pred = self.model(lr_img)
+        # The loss in fp32: bf16's 8-bit mantissa would round away the small residuals late in training.
         loss = pixel_loss(cfg.loss, pred.float(), hr_img)
-        opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        seen += lr_img.shape[0]
-        step += 1
-        elapsed = spent_s + time.perf_counter() - t0
-        last = _progress(cfg, step, elapsed) >= 1.0
-        if step % cfg.val_every == 0 or last:
-            rate = seen / (time.perf_counter() - t0)
-            entry = {"step": step, "elapsed_s": round(elapsed, 1), "patches_per_s": round(rate, 1)}
-            entry["loss"] = float(loss.detach())
-            entry["data_share"] = round(data_s / (time.perf_counter() - t0), 3)  # time spent waiting for data
-            if sampler.pool is not None:
-                entry["pairs_made"] = sampler.pool.made  # how fresh the degraded pairs are
-            if val_images:
-                entry.update(
-                    {f"val_{k}": round(v, 4) for k, v in validate(model, cfg, val_images, device).items()}
-                )
-            history.append(entry)
-            log(json.dumps(entry))
-        if step % cfg.ckpt_every == 0 or last:
-            _save_checkpoint(ckpt_path, model, opt, step, elapsed, history)
+        self.opt.step()
+        return loss
+
+    def run(self, start: int, spent_s: float, history: list, sitting_minutes: float | None) -> None:
+        cfg, sampler = self.cfg, self.sampler
+        t0, seen, data_s = time.perf_counter(), 0, 0.0
+        made0 = sampler.pool.made if sampler.pool is not None else 0
+        sitting_end = None if sitting_minutes is None else t0 + 60 * sitting_minutes
+        step = start
+        while (progress := _progress(cfg, step, spent_s + time.perf_counter() - t0)) < 1.0:
+            waited = time.perf_counter()
+            batch = sampler.sample()
+            data_s += time.perf_counter() - waited
+            loss = self.step(step, progress, *batch)
+            seen += cfg.batch
+            step += 1
+            now = time.perf_counter()
+            elapsed = spent_s + now - t0
+            last = _progress(cfg, step, elapsed) >= 1.0
+            stop = sitting_end is not None and now >= sitting_end
+            if step % cfg.val_every == 0 or last or stop:
+                entry: dict = {"step": step, "elapsed_s": round(elapsed, 1)}
+                entry["patches_per_s"] = round(seen / (now - t0), 1)
+                entry["patches_seen"] = step * cfg.batch
+                entry["loss"] = float(loss.detach())
+                entry["data_share"] = round(data_s / (now - t0), 3)  # time spent waiting for data
+                if sampler.pool is not None:
+                    entry["pairs_made"] = sampler.pool.made  # how fresh the degraded pairs are
+                    entry["pairs_per_step"] = round((sampler.pool.made - made0) / (step - start), 2)
+                if self.val_images:
+                    scores = validate(self.model, cfg, self.val_images, self.device)
+                    entry.update({f"val_{k}": round(v, 4) for k, v in scores.items()})
+                history.append(entry)
+                self.log(json.dumps(entry))
+            if step % cfg.ckpt_every == 0 or last or stop:
+                _save_checkpoint(self.ckpt_path, self.model, self.opt, step, elapsed, history, sampler)
+            if stop and not last:
+                self.log(f"sitting over at step {step} of {cfg.steps}: continue with --resume")
+                return
 
 
 def preview_degradations(model: str, data: Path, out: Path, *, seed: int = 0) -> Path:

@@ -91,14 +91,18 @@ def _training_command(config: dict[str, Any]) -> str:
     parts = ["vsr train"]
     for k in keys:
         if config.get(k) is not None and not (k == "threads" and config[k] == 0):
-            parts.append(f"--{k.replace('_', '-')} {config[k]}")
+            parts += [f"--{k.replace('_', '-')} {v}" for v in _as_list(config[k])]
     if config.get("degradation"):
         parts.append(f"--degradation {config['degradation']}")
     if (config.get("degradation") or get_spec(config["model"]).degradation) == "real":
         parts.append(f"--pool {config.get('pool') or 2048}")
+        if config.get("fresh") is not None:
+            parts.append(f"--fresh {config['fresh']}")
     parts.append(f"--jitter {config['augment']['jitter_prob']}")
     if config.get("amp"):
         parts.append("--amp")
+    if config.get("channels_last"):
+        parts.append("--channels-last")
     # The denoiser's training mix, where it differs from the defaults (older configs lack it).
     noise, default = config.get("noise"), asdict(NoiseConfig())
     for k, v in (noise or {}).items():
@@ -107,6 +111,11 @@ def _training_command(config: dict[str, Any]) -> str:
             text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
             parts.append(f"--{k.replace('_', '-')} {shlex.quote(text)}")
     return " ".join(parts)
+
+
+def _as_list(value: Any) -> list:
+    """A config value that may be one item or a list of them (the data folders)."""
+    return value if isinstance(value, list) else [value]
 
 
 def _summary(scores: list[Score]) -> dict[str, float]:
@@ -256,7 +265,7 @@ def ship(
         "training": {
             "command": _training_command(config),
             "recipe": recipe,
-            "data": Path(config["data"]).name,
+            "data": "+".join(Path(d).name for d in _as_list(config["data"])),
             "steps": history[-1]["step"],
             "elapsed_s": history[-1]["elapsed_s"],
             "trained_on": trained_on,
