@@ -12,10 +12,11 @@ $(BIN)/python:
 	$(PIP) install -q --upgrade pip
 
 # Re-install whenever pyproject.toml or constraints.txt change. spandrel (for `vsr import`) goes in without
-# the CUDA torchvision it would pull here (see pyproject's import extra).
+# the CUDA torchvision it would pull here (see pyproject's import extra), erqa without the GUI OpenCV (see
+# the quality extra).
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
-	$(PIP) install -q -c constraints.txt --no-deps spandrel
+	$(PIP) install -q -c constraints.txt --no-deps spandrel erqa
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)

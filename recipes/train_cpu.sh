@@ -20,6 +20,7 @@
 set -u
 # `make` installs vsr into .venv: use it when the caller has not put it on PATH.
 PATH="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin:$PATH"
+export PYTHONUNBUFFERED=1  # the logs show each validation as it happens
 data=$1
 out=$2
 stage=${3:-1}

@@ -750,11 +750,13 @@ def evaluate(
     backend: str | BackendOptions = "onnxruntime",
     precision: str | None = None,
     threads: int = 0,
+    metrics: Sequence[str] = (),
 ) -> Evaluation:
     """PSNR/SSIM of a shipped model on the published protocol (../shared/data/README.md): Y on
     MATLAB-bicubic LR for SR; for a denoiser, exactly one degradation (RGB for Gaussian noise of σ, Y for
     JPEG or H.264 compression). `task` and `scale`, when given, must be the model's. The reference runtime
-    is ONNX Runtime fp32 (the manifest's figures); `backend`/`precision` score another (OpenVINO bf16...)."""
+    is ONNX Runtime fp32 (the manifest's figures); `backend`/`precision` score another (OpenVINO bf16...).
+    `metrics` adds vsr.quality's (vmaf, vmaf_neg, erqa) to an upscaler's scores."""
     chain, folder = _chain(model, None, None), Path(data)  # one model, or a cascade "A+B"
     model_task, factor = chain[0].spec.task, math.prod(m.spec.scale for m in chain)
     if task is not None and task != model_task:
@@ -764,9 +766,11 @@ def evaluate(
     if model_task == "sr":
         damage, sr_set = Damage.parse(degrade), SrSet.load(folder)
         with load_model(model, backend=backend, precision=precision, threads=threads) as upscaler:
-            scores = sr_set.scores(factor, upscaler, damage)
+            scores = sr_set.scores(factor, upscaler, damage, metrics)
             protocol = f"Y-PSNR, ×{factor}, {sr_set.lr(damage)}, shave {factor}, {upscaler.backend}"
         return Evaluation(model, str(folder), protocol, "bicubic", tuple(scores))
+    if metrics:
+        raise UsageError("--metrics scores upscalers; a denoiser is scored by PSNR/SSIM")
     images = load_eval_images(folder)
     with load_model(model, backend=backend, precision=precision, threads=threads) as upscaler:
         runtime = upscaler.backend
@@ -798,7 +802,7 @@ class Comparison:
 
     data: str
     protocol: str
-    means: dict[str, dict[str, float]]  # "bicubic" first, then each model: psnr, ssim
+    means: dict[str, dict[str, float]]  # "bicubic" first, then each model: psnr, ssim and any extra metric
 
     def to_dict(self) -> dict[str, object]:
         """The JSON record."""
@@ -814,11 +818,12 @@ def compare(
     backend: str | BackendOptions = "onnxruntime",
     precision: str | None = None,
     threads: int = 0,
+    metrics: Sequence[str] = (),
 ) -> Comparison:
-    """Y-PSNR/SSIM of bicubic and of every shipped ×`scale` upscaler (or `models`) on the same LR: the
-    MATLAB-bicubic downscale of each image in `data` (or each frame of its clips), damaged by `degrade`
-    (clean, h264:crf=N, jpeg:q=N, noise:sigma=N; H.264 codes a clip as one inter-predicted stream) and
-    scored against the clean HR."""
+    """Y-PSNR/SSIM of bicubic and of every shipped ×`scale` upscaler (or `models`: shipped, imported or
+    chains "a+b") on the same LR: the MATLAB-bicubic downscale of each image in `data` (or each frame of
+    its clips), damaged by `degrade` (clean, h264:crf=N, jpeg:q=N, noise:sigma=N; H.264 codes a clip as one
+    inter-predicted stream) and scored against the clean HR. `metrics` adds vsr.quality's on RGB."""
     damage, folder = Damage.parse(degrade), Path(data)
     sr_set = SrSet.load(folder)
     names = (
@@ -828,13 +833,15 @@ def compare(
     )
     means: dict[str, dict[str, float]] = {}
     for name in names:
-        if shipped_model(name).spec.scale != scale:
-            raise UsageError(f"{name} works at ×{shipped_model(name).spec.scale}, not ×{scale}")
+        if (factor := math.prod(m.spec.scale for m in _chain(name, None, None))) != scale:
+            raise UsageError(f"{name} works at ×{factor}, not ×{scale}")
+    for name in names:
         with load_model(name, backend=backend, precision=precision, threads=threads) as upscaler:
-            mean = mean_scores(sr_set.scores(scale, upscaler, damage))
+            mean = mean_scores(sr_set.scores(scale, upscaler, damage, metrics))
             runtime = upscaler.backend
-        means.setdefault("bicubic", {"psnr": mean["baseline_psnr"], "ssim": mean["baseline_ssim"]})
-        means[name] = {"psnr": mean["psnr"], "ssim": mean["ssim"]}
+        baseline = {k.removeprefix("baseline_"): v for k, v in mean.items() if k.startswith("baseline_")}
+        means.setdefault("bicubic", baseline)
+        means[name] = {k: v for k, v in mean.items() if not k.startswith("baseline_")}
     if not means:
         raise UsageError(f"no shipped model upscales ×{scale}")
     protocol = f"Y-PSNR/SSIM, ×{scale}, {sr_set.lr(damage)}, shave {scale}, {runtime}"

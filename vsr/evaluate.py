@@ -7,7 +7,7 @@ ONNX Runtime session, a torch model during training, or plain bicubic. numpy onl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +22,15 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Score:
-    """PSNR (dB) and SSIM of one image, for the model and for the baseline it must beat."""
+    """PSNR (dB) and SSIM of one image, for the model and for the baseline it must beat; `extra` holds the
+    metrics of vsr.quality asked for, as "vmaf" and "baseline_vmaf", "erqa" and "baseline_erqa"..."""
 
     name: str
     psnr: float
     ssim: float
     baseline_psnr: float
     baseline_ssim: float
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 def load_eval_images(folder: Path) -> list[tuple[str, np.ndarray]]:
@@ -52,6 +54,26 @@ def _score(name: str, out: np.ndarray, base: np.ndarray, ref: np.ndarray, border
     return Score(name, psnr(y_out, y_ref), ssim(y_out, y_ref), psnr(y_base, y_ref), ssim(y_base, y_ref))
 
 
+def _with_extra(
+    scores: list[Score], metrics: Sequence[str], outs: list, bases: list, refs: list, border: int
+) -> list[Score]:
+    """`scores` with the vsr.quality `metrics` of one sequence (an image, or a clip) added, on the same
+    shaved region as PSNR."""
+    if not metrics:
+        return scores
+    from vsr.quality import score_frames
+
+    def region(frames: list) -> list[np.ndarray]:
+        return [shave(_as_rgb(f), border) for f in frames]
+
+    model = score_frames(metrics, region(outs), region(refs))
+    base = score_frames(metrics, region(bases), region(refs))
+    return [
+        replace(s, extra={**m, **{f"baseline_{k}": v for k, v in b.items()}})
+        for s, m, b in zip(scores, model, base, strict=True)
+    ]
+
+
 def bicubic_predictor(scale: int) -> Predictor:
     """MATLAB bicubic upscaling, the SR baseline."""
     return lambda lr: imresize(lr, scale)
@@ -62,11 +84,12 @@ def evaluate_sr(
     scale: int,
     predict: Predictor,
     degrade: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    metrics: Sequence[str] = (),
 ) -> list[Score]:
     """Y-PSNR/SSIM of `predict` on LR = MATLAB-bicubic(HR), shaved by `scale`, with bicubic beside it.
 
     `degrade(lr, index)` damages the LR first (compression, noise): both the model and bicubic then see
-    the damaged LR and are scored against the clean HR.
+    the damaged LR and are scored against the clean HR. `metrics` adds vsr.quality's (on RGB).
     """
     scores = []
     for k, (name, img) in enumerate(images):
@@ -76,7 +99,7 @@ def evaluate_sr(
             lr = _back_to_layout(degrade(_as_rgb(lr), k), hr)
         out = _back_to_layout(predict(_as_rgb(lr)), hr)
         base = imresize(lr, scale)
-        scores.append(_score(name, out, base, hr, scale))
+        scores += _with_extra([_score(name, out, base, hr, scale)], metrics, [out], [base], [hr], scale)
     return scores
 
 
@@ -85,19 +108,25 @@ def evaluate_video_sr(
     scale: int,
     predict: Predictor,
     degrade: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+    metrics: Sequence[str] = (),
 ) -> list[Score]:
     """Per-frame Y-PSNR/SSIM of `predict` on whole clips: each frame's LR is MATLAB-bicubic(HR), then
     `degrade` damages the LR clip as a sequence (H.264 inter-predicts it), model and bicubic see the same
     damaged frames and are scored against the clean HR, shaved by `scale`. Scores are per frame
-    ("clip#index"), so their mean is the mean over all frames of all clips."""
+    ("clip#index"), so their mean is the mean over all frames of all clips. `metrics` adds vsr.quality's,
+    each clip scored as one sequence (VMAF's motion feature reads the frame before)."""
     scores = []
     for name, frames in clips:
         hrs = [modcrop(f, scale) for f in frames]
         lrs = [imresize(hr, 1 / scale) for hr in hrs]
         if degrade is not None:
             lrs = degrade(lrs)
-        for k, (hr, lr) in enumerate(zip(hrs, lrs, strict=True)):
-            scores.append(_score(f"{name}#{k}", predict(lr), imresize(lr, scale), hr, scale))
+        outs, bases = [predict(lr) for lr in lrs], [imresize(lr, scale) for lr in lrs]
+        clip = [
+            _score(f"{name}#{k}", out, base, hr, scale)
+            for k, (out, base, hr) in enumerate(zip(outs, bases, hrs, strict=True))
+        ]
+        scores += _with_extra(clip, metrics, outs, bases, hrs, scale)
     return scores
 
 
@@ -114,11 +143,13 @@ class SrSet:
         clips = load_eval_clips(folder)
         return cls([], clips) if clips else cls(load_eval_images(folder), [])
 
-    def scores(self, scale: int, predict: Predictor, damage: Damage) -> list[Score]:
+    def scores(
+        self, scale: int, predict: Predictor, damage: Damage, metrics: Sequence[str] = ()
+    ) -> list[Score]:
         """Model and bicubic on every image (or every frame of every clip) of the set."""
         if self.clips:
-            return evaluate_video_sr(self.clips, scale, predict, damage.sequence)
-        return evaluate_sr(self.images, scale, predict, damage.apply)
+            return evaluate_video_sr(self.clips, scale, predict, damage.sequence, metrics)
+        return evaluate_sr(self.images, scale, predict, damage.apply, metrics)
 
     def lr(self, damage: Damage) -> str:
         """How the LR was made, for the protocol line."""
@@ -184,9 +215,11 @@ def _ssim_rgb(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def mean_scores(scores: Sequence[Score]) -> dict[str, float]:
-    """Mean of each field over the images."""
+    """Mean of each field, and of each extra metric, over the images."""
     fields = ("psnr", "ssim", "baseline_psnr", "baseline_ssim")
-    return {f: float(np.mean([getattr(s, f) for s in scores])) for f in fields}
+    means = {f: float(np.mean([getattr(s, f) for s in scores])) for f in fields}
+    extra = [k for k in scores[0].extra if all(k in s.extra for s in scores)] if scores else []
+    return means | {k: float(np.mean([s.extra[k] for s in scores])) for k in extra}
 
 
 @dataclass(frozen=True)

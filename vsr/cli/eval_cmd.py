@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rich.table import Table
 import vsr.api
 from vsr.cli import app, choices
 from vsr.errors import UsageError
+from vsr.quality import parse_metrics
 
 
 @app.command("eval")
@@ -22,6 +24,15 @@ def eval_command(
     model: Annotated[
         str | None, typer.Option(help="Shipped model; default: bicubic and every upscaler of --scale.")
     ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Side by side with bicubic: shipped, imported (vsr import) or chained models, a,b,c."
+        ),
+    ] = None,
+    metrics: Annotated[
+        str, typer.Option(help="Upscalers: psnr,ssim and any of vmaf,vmaf_neg,erqa (the quality extra).")
+    ] = "psnr,ssim",
     scale: Annotated[int | None, typer.Option(help="SR factor; must match the model's (default 2).")] = None,
     task: Annotated[choices.Task | None, typer.Option(help="Must match the model's.")] = None,
     degrade: Annotated[
@@ -50,15 +61,27 @@ def eval_command(
         "precision": choices.value(precision),
         "threads": threads,
     }
+    extra = parse_metrics(metrics)
+    if model and models:
+        raise UsageError("--model scores one model image by image; --models puts several side by side")
+    # bicubic is always the first row; naming it is allowed
+    names = [m for m in (n.strip() for n in (models or "").split(",")) if m and m != "bicubic"] or None
     if flicker:
         crf = 28 if degrade == "clean" else _crf(degrade)
-        models = [model] if model else None
-        steady = vsr.api.stability(data, scale=scale or 2, crf=crf, models=models, **runtime)
+        steady = vsr.api.stability(
+            data, scale=scale or 2, crf=crf, models=[model] if model else names, **runtime
+        )
         _side_by_side(steady, data, ("flicker (Y std)", "× bicubic"), _flicker_cells, as_json)
         return
     if model is None:
-        comparison = vsr.api.compare(data, scale=scale or 2, degrade=degrade, **runtime)
-        _side_by_side(comparison, data, ("PSNR", "SSIM"), _quality_cells, as_json)
+        names = (
+            [m.strip() for m in models.split(",") if m.strip() and m.strip() != "bicubic"] if models else None
+        )
+        comparison = vsr.api.compare(
+            data, scale=scale or 2, degrade=degrade, models=names, metrics=extra, **runtime
+        )
+        columns = ("PSNR", "SSIM", *(_LABELS[m] for m in extra))
+        _side_by_side(comparison, data, columns, lambda m: _quality_cells(m, extra), as_json)
         return
     result = vsr.api.evaluate(
         model,
@@ -69,25 +92,27 @@ def eval_command(
         jpeg_quality=jpeg_quality,
         h264_crf=h264_crf,
         degrade=degrade,
+        metrics=extra,
         **runtime,  # type: ignore[arg-type]
     )
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
     table = Table(title=f"{model} on {data.name}: {result.protocol}")
-    for column in ("image", "PSNR", "SSIM", f"{result.baseline} PSNR", f"{result.baseline} SSIM"):
+    labels = ("PSNR", "SSIM", *(_LABELS[m] for m in extra))
+    for column in ("image", *labels, *(f"{result.baseline} {label}" for label in labels)):
         table.add_column(column, justify="left" if column == "image" else "right")
-    rows = [(s.name, s.psnr, s.ssim, s.baseline_psnr, s.baseline_ssim) for s in result.scores]
-    for name, *values in rows:
-        table.add_row(name, *_cells(*values))
-    table.add_section()
-    mean = result.mean
-    table.add_row("mean", *_cells(mean["psnr"], mean["ssim"], mean["baseline_psnr"], mean["baseline_ssim"]))
+    rows = [(s.name, {**asdict(s), **s.extra}) for s in result.scores]
+    for name, values in [*rows, ("mean", result.mean)]:
+        if name == "mean":
+            table.add_section()
+        base = {k.removeprefix("baseline_"): v for k, v in values.items() if k.startswith("baseline_")}
+        table.add_row(name, *_quality_cells(values, extra), *_quality_cells(base, extra))
     Console().print(table)
 
 
-def _cells(psnr: float, ssim: float, base_psnr: float, base_ssim: float) -> list[str]:
-    return [f"{psnr:.2f}", f"{ssim:.4f}", f"{base_psnr:.2f}", f"{base_ssim:.4f}"]
+_LABELS = {"vmaf": "VMAF", "vmaf_neg": "VMAF NEG", "erqa": "ERQA"}
+_FORMATS = {"psnr": "{:.2f}", "ssim": "{:.4f}", "vmaf": "{:.2f}", "vmaf_neg": "{:.2f}", "erqa": "{:.4f}"}
 
 
 def _crf(degrade: str) -> int:
@@ -97,8 +122,8 @@ def _crf(degrade: str) -> int:
     return int(value)
 
 
-def _quality_cells(m: dict[str, float]) -> list[str]:
-    return [f"{m['psnr']:.2f}", f"{m['ssim']:.4f}"]
+def _quality_cells(m: dict[str, float], extra: tuple[str, ...] = ()) -> list[str]:
+    return [_FORMATS[k].format(m[k]) for k in ("psnr", "ssim", *extra)]
 
 
 def _flicker_cells(m: dict[str, float]) -> list[str]:
