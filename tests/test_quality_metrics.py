@@ -18,6 +18,7 @@ from vsr.imresize import imresize  # noqa: E402
 from vsr.metrics import modcrop, shave  # noqa: E402
 
 SET5 = Path(__file__).resolve().parents[2] / "shared/data/sr-eval/Set5"
+BABOON = SET5.parent / "Set14/baboon.png"
 
 
 def _texture(h: int = 144, w: int = 176, seed: int = 0) -> np.ndarray:
@@ -97,12 +98,28 @@ def test_erqa_is_the_package_on_bgr() -> None:
     assert quality.erqa(a, b) == pytest.approx(erqa.ERQA()(a[..., ::-1].copy(), b[..., ::-1].copy()))
 
 
+@pytest.mark.skipif(not BABOON.is_file(), reason="needs ../shared/data (Set14)")
+def test_niqe_of_baboon_is_matlabs() -> None:
+    from vsr.media.images import read_image
+
+    # The official release on Set14's baboon.png, as BasicSR records MATLAB R2021a's result: 5.72957338.
+    assert quality.niqe(read_image(BABOON)) == pytest.approx(5.72957338, abs=1e-4)
+
+
+def test_niqe_rises_with_blur_and_refuses_tiny_images() -> None:
+    img = _texture(288, 384, seed=5)
+    soft = imresize(imresize(img, 0.25), 4)
+    assert quality.niqe(soft) > quality.niqe(img) + 1
+    with pytest.raises(quality.UsageError, match="96×96"):
+        quality.niqe(img[:80])
+
+
 def test_unknown_metric_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from vsr.cli import main
 
     assert main(["eval", "--data", str(tmp_path), "--metrics", "psnr,lpips"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["vsr: error: --metrics: unknown lpips; choose from psnr, ssim, vmaf, vmaf_neg, erqa"]
+    assert err == ["vsr: error: --metrics: unknown lpips; choose from psnr, ssim, vmaf, vmaf_neg, erqa, niqe"]
 
 
 @pytest.mark.skipif(not SET5.is_dir(), reason="needs ../shared/data (Set5)")

@@ -7,14 +7,19 @@
   On a still (motion 0) vmaf_v0.6.1 cannot exceed 97.43, even for an identical pair.
 - ERQA: MSU's edge-restoration measure (the `erqa` package): the F1 score of Canny edges of the output
   against the reference's, with one-pixel shifts forgiven. 1 is every edge restored, no false edge.
+- NIQE: the no-reference measure, for footage that has no reference (lower is more natural). It is
+  opinion-unaware: a distance from a Gaussian model of natural-scene statistics, whose 1,332 parameters
+  are the official release's and ship as data (vsr/data/README.md); learned no-reference measures
+  (BRISQUE's SVR, MUSIQ, CLIP-IQA) need weights from the web. numpy, as MATLAB's niqe computes it.
 
-Both need the `quality` extra; asking for them without it is one line, not a traceback.
+VMAF and ERQA need the `quality` extra; asking for them without it is one line, not a traceback.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -25,7 +30,8 @@ import numpy as np
 from vsr.errors import UsageError
 
 BASIC = ("psnr", "ssim")
-EXTRA = ("vmaf", "vmaf_neg", "erqa")
+EXTRA = ("vmaf", "vmaf_neg", "erqa", "niqe")
+NIQE_BLOCK = 96  # the release's block: images under 96×96 have no NIQE
 METRICS = (*BASIC, *EXTRA)
 
 
@@ -46,6 +52,7 @@ def _require(name: str) -> None:
         ffmpeg()
     elif name == "erqa":
         _erqa()
+    # niqe needs nothing beyond numpy
 
 
 @functools.cache
@@ -126,4 +133,87 @@ def score_frames(
     if "erqa" in names:
         for row, out, ref in zip(rows, outputs, references, strict=True):
             row["erqa"] = erqa(out, ref)
+    if "niqe" in names:
+        for row, out in zip(rows, outputs, strict=True):
+            row["niqe"] = niqe(out)
     return rows
+
+
+@functools.cache
+def _niqe_model() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    params = np.load(Path(__file__).parent / "data" / "niqe_pristine.npz")
+    return params["mu_pris_param"].ravel(), params["cov_pris_param"], params["gaussian_window"]
+
+
+@functools.cache
+def _aggd_table() -> tuple[np.ndarray, np.ndarray]:
+    """The shape grid of the AGGD fit and ρ(α) = Γ(2/α)² / (Γ(1/α) Γ(3/α)) on it (the release's)."""
+    alphas = np.arange(0.2, 10.001, 0.001)
+    g = np.vectorize(math.gamma)
+    return alphas, g(2 / alphas) ** 2 / (g(1 / alphas) * g(3 / alphas))
+
+
+def _aggd(x: np.ndarray) -> tuple[float, float, float]:
+    """Asymmetric generalised Gaussian fit by moment matching: (shape α, left β, right β)."""
+    x = x.ravel()
+    alphas, rho = _aggd_table()
+    left, right = np.sqrt(np.mean(x[x < 0] ** 2)), np.sqrt(np.mean(x[x > 0] ** 2))
+    g = left / right
+    r = np.mean(np.abs(x)) ** 2 / np.mean(x**2)
+    alpha = float(alphas[np.argmin((rho - r * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2) ** 2)])
+    spread = math.sqrt(math.gamma(1 / alpha) / math.gamma(3 / alpha))
+    return alpha, left * spread, right * spread
+
+
+def _block_features(block: np.ndarray) -> list[float]:
+    """The 18 features of one block of normalised luminance: its AGGD, then that of the products of
+    neighbours in four directions (shape, mean, left and right spread)."""
+    alpha, bl, br = _aggd(block)
+    features = [alpha, (bl + br) / 2]
+    for shift in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        a, left, right = _aggd(block * np.roll(block, shift, axis=(0, 1)))
+        features += [a, (right - left) * math.gamma(2 / a) / math.gamma(1 / a), left, right]
+    return features
+
+
+def _smooth(x: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """`x` filtered by the (symmetric) window, edges replicated (MATLAB's imfilter 'replicate')."""
+    r = window.shape[0] // 2
+    padded = np.pad(x, r, mode="edge")
+    view = np.lib.stride_tricks.sliding_window_view(padded, window.shape)
+    return np.einsum("ijkl,kl->ij", view, window)
+
+
+def niqe(image: np.ndarray) -> float:
+    """NIQE of an (H, W, 3) uint8 RGB image or its (H, W) luma, on the protocol's Y (MATLAB's rgb2ycbcr,
+    rounded), in 96×96 blocks at two scales, as the official release computes it. Lower is better."""
+    from vsr.imresize import imresize
+    from vsr.metrics import luma
+
+    mu_pristine, cov_pristine, window = _niqe_model()
+    y = luma(np.asarray(image)).astype(np.float64)
+    rows, cols = y.shape[0] // NIQE_BLOCK, y.shape[1] // NIQE_BLOCK
+    if not rows or not cols:
+        raise UsageError(
+            f"NIQE needs at least {NIQE_BLOCK}×{NIQE_BLOCK} pixels, not {y.shape[1]}×{y.shape[0]}"
+        )
+    y = y[: rows * NIQE_BLOCK, : cols * NIQE_BLOCK]
+    per_scale = []
+    for scale in (1, 2):
+        mu = _smooth(y, window)
+        sigma = np.sqrt(np.abs(_smooth(y * y, window) - mu * mu))
+        normalised = (y - mu) / (sigma + 1)
+        b = NIQE_BLOCK // scale
+        per_scale.append(
+            [
+                _block_features(normalised[i * b : (i + 1) * b, j * b : (j + 1) * b])
+                for j in range(cols)
+                for i in range(rows)
+            ]
+        )
+        y = imresize(y, 0.5)
+    features = np.concatenate([np.array(f) for f in per_scale], axis=1)
+    mu_image = np.nanmean(features, axis=0)
+    cov_image = np.cov(features[~np.isnan(features).any(axis=1)], rowvar=False)
+    d = mu_pristine - mu_image
+    return float(np.sqrt(d @ np.linalg.pinv((cov_pristine + cov_image) / 2) @ d))

@@ -31,7 +31,7 @@ def eval_command(
         ),
     ] = None,
     metrics: Annotated[
-        str, typer.Option(help="Upscalers: psnr,ssim and any of vmaf,vmaf_neg,erqa (the quality extra).")
+        str, typer.Option(help="Upscalers: psnr,ssim and any of vmaf,vmaf_neg,erqa (the quality extra),niqe.")
     ] = "psnr,ssim",
     scale: Annotated[int | None, typer.Option(help="SR factor; must match the model's (default 2).")] = None,
     task: Annotated[choices.Task | None, typer.Option(help="Must match the model's.")] = None,
@@ -111,8 +111,9 @@ def eval_command(
     Console().print(table)
 
 
-_LABELS = {"vmaf": "VMAF", "vmaf_neg": "VMAF NEG", "erqa": "ERQA"}
+_LABELS = {"vmaf": "VMAF", "vmaf_neg": "VMAF NEG", "erqa": "ERQA", "niqe": "NIQE ↓"}
 _FORMATS = {"psnr": "{:.2f}", "ssim": "{:.4f}", "vmaf": "{:.2f}", "vmaf_neg": "{:.2f}", "erqa": "{:.4f}"}
+_FORMATS["niqe"] = "{:.3f}"
 
 
 def _crf(degrade: str) -> int:
