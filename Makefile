@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test check lint bench clean
+.PHONY: demo test check lint bench clean browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,8 +22,16 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python samples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The compare page's browser test drives Debian's chromium (playwright's own browser download is not
+# reachable from every machine). Installed where the machine allows it (root with apt); else that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium not installed: the compare page's browser test will skip"
 
 # The developer loop: everything but subprocess, wheel-building and dataset tests (`make test` runs all).
 check: $(STAMP)

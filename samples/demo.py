@@ -1,7 +1,9 @@
-"""`make demo`: upscale the sample clip on the CPU and write a side-by-side frame (bicubic | vsr).
+"""`make demo`: upscale the sample clip on the CPU, write a side-by-side frame (bicubic | vsr) and the
+comparison page.
 
 Runs the real command line (`vsr upscale`), then compares one frame of the result with a plain bicubic
-upscale of the same input frame. Outputs go to out/ at the repo root.
+upscale of the same input frame, then `vsr compare` writes a self-contained page of four frames through
+bicubic, `auto`'s chain, compact-x2 and espcn-x2. Outputs go to out/ at the repo root.
 """
 
 from __future__ import annotations
@@ -53,8 +55,15 @@ def main() -> None:
     divider = np.full((h, 4, 3), 255, np.uint8)
     png = OUT / "sample_x2_frame66_bicubic_vs_vsr.png"
     write_png(np.concatenate([bicubic, divider, vsr_rgb], axis=1), png)
+    page = OUT / "sample_compare.html"
+    cmd = [sys.executable, "-m", "vsr", "compare", str(SAMPLE), "--models", "auto,compact-x2,espcn-x2",
+           "--frames", "4", "--out", str(page)]  # fmt: skip
+    print("$ vsr compare samples/sample.mp4 --models auto,compact-x2,espcn-x2 --frames 4", flush=True)
+    if subprocess.run(cmd).returncode != 0:
+        raise SystemExit("demo failed: vsr compare did not complete")
     print(f"video:        {video}")
     print(f"side by side: {png}  (left: bicubic, right: vsr)")
+    print(f"compare page: {page}  (open it in a browser; it needs no network)")
 
 
 if __name__ == "__main__":

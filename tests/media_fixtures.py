@@ -265,3 +265,23 @@ def _chapters(count: int, end_ms: int) -> list[Chapter]:
         }
         for i in range(count)
     ]
+
+
+def downscaled(src: Path, dst: Path, width: int, height: int) -> Path:
+    """`src`'s video at width×height (area filter, x264 CRF 12), with the same timestamps: the input of an
+    upscale whose master `src` is."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        video = inp.streams.video[0]
+        stream = out.add_stream("libx264", rate=video.average_rate or 24, options={"crf": "12"})
+        stream.width, stream.height, stream.pix_fmt, stream.time_base = (
+            width,
+            height,
+            "yuv420p",
+            video.time_base,
+        )
+        for frame in inp.decode(video):
+            small = frame.reformat(width=width, height=height, interpolation="AREA")
+            small.pts, small.time_base = frame.pts, frame.time_base
+            out.mux(stream.encode(small))
+        out.mux(stream.encode(None))
+    return dst

@@ -22,13 +22,16 @@ from typing import Any, get_args
 
 import numpy as np
 
+from vsr import compare_page as page
+from vsr import quality
 from vsr.backends import Backend, DeviceBackend
 from vsr.backends.options import BACKENDS, PRECISIONS, BackendOptions, TensorRTOptions
 from vsr.backends.select import Choice, choose, fallback, max_batch, open_backend
 from vsr.backends.trt_plan import DEFAULT_PROFILE, CachedPlan, PlanKey, ShapeProfile, capped, make_profile  # noqa: F401  (public: CLI)
 from vsr.cluster import ChainPool, ClusterSpec, RayPool
+from vsr.compare_page import ComparePage
 from vsr.degradations import Damage, h264_degrade, jpeg_degrade, noise_degrade
-from vsr.errors import BackendUnavailableError, ModelError, PlanError, UsageError
+from vsr.errors import BackendUnavailableError, BadInputError, ModelError, PlanError, UsageError
 from vsr.evaluate import (
     DENOISE_LEVELS,
     Score,
@@ -53,6 +56,7 @@ from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
 from vsr.pipeline.folder import STATUS_FILE, Combined, FileOutcome, plan, run_folder
 from vsr.pipeline.resume import DEFAULT_SEGMENT_SECONDS, ResumableJob
 from vsr.pipeline.tiling import FixedTiles, run_tiled
+from vsr.quality import parse_metrics
 
 # The vocabulary of the options, for callers that offer them as choices (the CLI's enums are built from it).
 BACKEND_NAMES: tuple[str, ...] = ("auto", *BACKENDS)
@@ -451,11 +455,15 @@ def upscale(
     torch_compile: bool = False,
     cuda_graphs: bool = False,
     cluster: str | ClusterSpec | None = None,
+    reference: str | Path | None = None,
     on_progress: ProgressCallback | None = None,
     log: Log = _quiet,
 ) -> JobResult:
     """Upscale (and, with `denoise`, first restore) one video file into `output`, keeping every other
     stream, every timestamp and the colour tags. The output appears only when complete.
+
+    reference: the same video at the output size (a master still held at full size): the result's
+    `quality` then carries VMAF, VMAF NEG and Y-PSNR of the whole output against it (the quality extra).
 
     cluster: "local", "auto", "ray://HOST:PORT" or a ClusterSpec: the job's keyframe segments are encoded by
     a pool of Ray actors (models loaded once per actor) and assembled here exactly as `resume` does, with
@@ -499,6 +507,9 @@ def upscale(
     factor = math.prod(m.spec.scale for m in _chain(None if measure else model, scale, denoise))
     request = job.request(Path(input), Path(output), factor)  # checked before any model loads
     _check_batch(batch, backend)
+    if reference is not None:  # refused now rather than after the job: a reference that cannot be scored
+        quality.ffmpeg()
+        _probe(Path(reference))
     decision = None
     if measure:
         decision = choose_model(input, scale=factor, denoise=denoise)
@@ -517,7 +528,10 @@ def upscale(
         runner = _Runner(upscaler, job, on_progress, log)
         runner.pool = _for_chain(pool, upscaler, model, scale, denoise, asked)
         result = runner(request)
-    return replace(result, auto=decision.to_dict() if decision else None)
+    result = replace(result, auto=decision.to_dict() if decision else None)
+    if reference is not None:
+        result = replace(result, quality=quality.video_quality(Path(result.output), Path(reference)))
+    return result
 
 
 @contextlib.contextmanager
@@ -846,6 +860,59 @@ def compare(
         raise UsageError(f"no shipped model upscales ×{scale}")
     protocol = f"Y-PSNR/SSIM, ×{scale}, {sr_set.lr(damage)}, shave {scale}, {runtime}"
     return Comparison(str(folder), protocol, means)
+
+
+def compare_page(
+    input: str | Path,
+    out: str | Path | None = None,
+    *,
+    models: Sequence[str] = ("auto",),
+    scale: int = 2,
+    frames: int = 4,
+    at: Sequence[float | str] | None = None,
+    reference: str | Path | None = None,
+    backend: str | BackendOptions = "auto",
+    precision: str | None = None,
+    threads: int = 0,
+) -> ComparePage:
+    """A self-contained HTML page of the same frames of `input` through bicubic and each of `models`
+    (shipped, imported, chains "a+b", or "auto", which runs what `--model auto` would and says why):
+    `frames` frames spread over the clip, or those at the moments of `at` (seconds, or "[HH:]MM:SS").
+    Per-frame NIQE; PSNR, VMAF and ERQA against `reference` (the same video at the output size) when
+    given. Written beside the input as NAME.compare.html unless `out` says where."""
+    src = Path(input)
+    if not src.is_file():
+        raise BadInputError(f"{src}: no such file")
+    if frames < 1 or frames > 32:
+        raise UsageError("--frames takes 1 to 32 frames (each is inlined in the page)")
+    decision = choose_model(src, scale=scale) if "auto" in models else None
+
+    def load(name: str) -> Upscaler:
+        if name == "auto" and decision is not None:
+            return load_model(decision.model, denoise=decision.denoise, backend=backend, precision=precision,
+                              threads=threads)  # fmt: skip
+        if (factor := math.prod(m.spec.scale for m in _chain(name, None, None))) != scale:
+            raise UsageError(f"{name} works at ×{factor}, not ×{scale}")
+        return load_model(name, backend=backend, precision=precision, threads=threads)
+
+    metrics = ["niqe"]
+    if reference is not None:
+        metrics += [m for m in ("vmaf", "erqa") if _available(m)]
+    times = [page.parse_time(str(a)) for a in at] if at else None
+    return page.compare_page(
+        src, Path(out) if out else src.with_name(f"{src.stem}.compare.html"), models=models, load=load,
+        scale=scale, times=times, frames=frames, reference=Path(reference) if reference else None,
+        auto=decision.describe() if decision else None, metrics=metrics,
+    )  # fmt: skip
+
+
+def _available(metric: str) -> bool:
+    """Whether the quality extra that `metric` needs is installed (the page leaves it out otherwise)."""
+    try:
+        parse_metrics(metric)
+    except UsageError:
+        return False
+    return True
 
 
 def stability(

@@ -78,6 +78,10 @@ def _erqa() -> Callable[[np.ndarray, np.ndarray], float]:
     return erqa.ERQA()
 
 
+# Both models in one pass; escaped twice: once for the filtergraph, once for the option list of `model`.
+_MODELS = r"version=vmaf_v0.6.1\\:name=vmaf|version=vmaf_v0.6.1neg\\:name=vmaf_neg"
+
+
 def _even(frame: np.ndarray) -> np.ndarray:
     """Cropped to even height and width (4:2:0)."""
     h, w = frame.shape[:2]
@@ -101,11 +105,9 @@ def vmaf(
         dist.write_bytes(b"".join(np.ascontiguousarray(f).tobytes() for f in outs))
         ref.write_bytes(b"".join(np.ascontiguousarray(f).tobytes() for f in refs))
         raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", "25"]
-        # Escaped twice: once for the filtergraph, once for the option list of `model`.
-        models = r"version=vmaf_v0.6.1\\:name=vmaf|version=vmaf_v0.6.1neg\\:name=vmaf_neg"
         graph = (
             "[0:v]format=yuv420p[d];[1:v]format=yuv420p[r];"
-            f"[d][r]libvmaf=model={models}:log_fmt=json:log_path={log}:n_threads={threads}"
+            f"[d][r]libvmaf=model={_MODELS}:log_fmt=json:log_path={log}:n_threads={threads}"
         )
         inputs = [*raw, "-i", str(dist), *raw, "-i", str(ref)]
         cmd = [ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", *inputs, "-lavfi", graph, "-f", "null"]
@@ -114,6 +116,42 @@ def vmaf(
             raise RuntimeError(f"libvmaf failed: {done.stderr.strip().splitlines()[-1:]}")
         frames = json.loads(log.read_text())["frames"]
     return [{k: float(f["metrics"][k]) for k in ("vmaf", "vmaf_neg")} for f in frames]
+
+
+def video_quality(output: Path, reference: Path, *, threads: int = 0) -> dict[str, float | int | str]:
+    """VMAF, VMAF NEG and Y-PSNR of a whole video against its reference, as a streaming engineer runs
+    libvmaf on two files: both decoded by FFmpeg, their clocks started at zero, frames matched by time,
+    scored in 4:2:0. The sizes must match (UsageError)."""
+    from vsr.media import probe
+
+    sizes = []
+    for path in (output, reference):
+        video = probe(path).video  # BadInputError where there is none
+        sizes.append((video.width, video.height))
+    if sizes[0] != sizes[1]:
+        (w, h), (rw, rh) = sizes
+        raise UsageError(f"--reference is {rw}×{rh}; the output {output.name} is {w}×{h}: not scored")
+    with tempfile.TemporaryDirectory(prefix="vsr-vmaf-") as tmp:
+        log = Path(tmp, "vmaf.json")
+        graph = (
+            "[0:v]setpts=PTS-STARTPTS,format=yuv420p[d];[1:v]setpts=PTS-STARTPTS,format=yuv420p[r];"
+            f"[d][r]libvmaf=model={_MODELS}:feature=name=psnr:log_fmt=json:log_path={log}"
+            f":n_threads={threads}"
+        )
+        cmd = [ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(output), "-i", str(reference)]
+        done = subprocess.run([*cmd, "-lavfi", graph, "-f", "null", "-"], capture_output=True, text=True)
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise UsageError(f"libvmaf could not score {output.name}: {why}")
+        result = json.loads(log.read_text())
+    pooled = result["pooled_metrics"]
+    return {
+        "reference": str(reference),
+        "frames": len(result["frames"]),
+        "vmaf": round(pooled["vmaf"]["mean"], 3),
+        "vmaf_neg": round(pooled["vmaf_neg"]["mean"], 3),
+        "psnr_y": round(pooled["psnr_y"]["mean"], 3),
+    }
 
 
 def erqa(output: np.ndarray, reference: np.ndarray) -> float:

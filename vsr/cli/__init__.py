@@ -61,6 +61,7 @@ def _register() -> None:
     # Imported here so that each command module can import `app` from this package without a cycle.
     from vsr.cli import (  # noqa: F401
         bench_cmd,
+        compare_cmd,
         engine_cmd,
         eval_cmd,
         export_cmd,

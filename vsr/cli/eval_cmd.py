@@ -15,7 +15,6 @@ from rich.table import Table
 import vsr.api
 from vsr.cli import app, choices
 from vsr.errors import UsageError
-from vsr.quality import parse_metrics
 
 
 @app.command("eval")
@@ -61,7 +60,7 @@ def eval_command(
         "precision": choices.value(precision),
         "threads": threads,
     }
-    extra = parse_metrics(metrics)
+    extra = vsr.api.parse_metrics(metrics)
     if model and models:
         raise UsageError("--model scores one model image by image; --models puts several side by side")
     # bicubic is always the first row; naming it is allowed

@@ -137,6 +137,10 @@ def upscale_command(
     report: Annotated[
         Path | None, typer.Option(help="Also write the result as JSON here (one file only).")
     ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="The same video at the output size: VMAF, VMAF NEG and Y-PSNR of the output."),
+    ] = None,
 ) -> None:
     """Upscale a video, or every video of a folder into OUTPUT; every other stream is kept."""
     folder = input.is_dir()
@@ -146,6 +150,8 @@ def upscale_command(
         raise UsageError("--workers and --worker-cores size a --cluster pool; add --cluster or drop them")
     if folder and report is not None:
         raise UsageError("--report is for one file; a folder writes OUTDIR/NAME.vsr.json for each")
+    if folder and reference is not None:
+        raise UsageError("--reference scores one file against its master; name one input file")
     if not folder and ext is not None:
         raise UsageError("--ext sets the container of a folder's outputs; name the output file instead")
     encode = vsr.EncodeSettings(
@@ -195,7 +201,7 @@ def upscale_command(
                 **common,
             )  # type: ignore[arg-type]
             raise typer.Exit(_render_folder(done, as_json))
-        result = vsr.upscale(input, output, on_progress=on_progress, **common)  # type: ignore[arg-type]
+        result = vsr.upscale(input, output, on_progress=on_progress, reference=reference, **common)  # type: ignore[arg-type]
     record = json.dumps(result.to_dict(), indent=2)
     if report is not None:
         report.write_text(record + "\n")
@@ -244,6 +250,12 @@ def _render(r: vsr.JobResult) -> None:
     for warning in r.warnings:
         _say(f"warning: {warning}")
     print(f"backend: {r.backend} ({r.backend_reason})")
+    if r.quality is not None:
+        q = r.quality
+        print(
+            f"against {Path(q['reference']).name}: VMAF {q['vmaf']:.2f}, VMAF NEG {q['vmaf_neg']:.2f}, "
+            f"Y-PSNR {q['psnr_y']:.2f} dB over {q['frames']} frames"
+        )
 
 
 def _file_line(k: int, n: int, f: vsr.FileOutcome, *, out: TextIO) -> None:

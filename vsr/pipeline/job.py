@@ -122,6 +122,7 @@ class JobResult:
     model: str = ""  # the chain, "dncnn-color → espcn-x2"
     backend_reason: str = ""  # why this backend ran
     auto: dict[str, Any] | None = None  # with --model auto: what was measured, what was chosen and why
+    quality: dict[str, Any] | None = None  # with --reference: VMAF, VMAF NEG, Y-PSNR of the whole output
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report of a file (--json, --report, a folder's NAME.vsr.json)."""

@@ -1,0 +1,69 @@
+"""The README's quality tables: PSNR, SSIM, VMAF, VMAF NEG and ERQA of bicubic and every model side by side.
+
+    .venv/bin/python bench/quality_table.py [--data ../shared/data] [--sets Set5,Vid4] \
+        [--levels h264:crf=0,h264:crf=28] [--peers realesr-general-x4v3] [--threads 1] \
+        [--out bench/results/quality_table.json]
+
+Each row is `vsr eval --models ... --metrics psnr,ssim,vmaf,vmaf_neg,erqa` on the protocol: the MATLAB
+bicubic downscale, x264 at the level given (CRF 0 is lossless but for 4:2:0 chroma; a Vid4 clip is coded
+as one inter-predicted stream), scored against the clean HR (Y-PSNR/SSIM shaved by the scale; VMAF and
+ERQA on RGB, the same region). ×2 rows hold every shipped ×2 upscaler; ×4 rows compact-x4 and the peers
+imported with `vsr import` (community models, measured, never shipped). ONNX Runtime fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import vsr.api  # noqa: E402
+from vsr.models.artefacts import imported_models, shipped_models  # noqa: E402
+from vsr.train.silicon import describe  # noqa: E402
+
+SETS = {"Set5": "sr-eval/Set5", "Vid4": "video-eval/Vid4"}
+METRICS = ("vmaf", "vmaf_neg", "erqa")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
+    parser.add_argument("--sets", default="Set5,Vid4")
+    parser.add_argument("--levels", default="h264:crf=0,h264:crf=28")
+    parser.add_argument("--scales", default="2,4")
+    parser.add_argument("--peers", default="realesr-general-x4v3", help="imported models to add, if imported")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/quality_table.json")
+    args = parser.parse_args()
+    imported = imported_models()
+    peers = [p for p in args.peers.split(",") if p in imported]
+    record: dict = {"machine": describe(), "runtime": "onnxruntime fp32", "tables": []}
+    for scale in (int(s) for s in args.scales.split(",")):
+        models = [n for n, m in shipped_models().items() if m.spec.task == "sr" and m.spec.scale == scale]
+        models += [p for p in peers if imported[p].spec.scale == scale]
+        for name in args.sets.split(","):
+            for level in args.levels.split(","):
+                t0 = time.perf_counter()
+                result = vsr.api.compare(
+                    args.data / SETS[name], scale=scale, degrade=level, models=models,
+                    metrics=METRICS, backend="onnxruntime", threads=args.threads,
+                )  # fmt: skip
+                row = {"set": name, "scale": scale, "level": level, "protocol": result.protocol,
+                       "seconds": round(time.perf_counter() - t0, 1), "means": result.means}  # fmt: skip
+                record["tables"].append(row)
+                print(f"{name} ×{scale} {level} ({row['seconds']} s)")
+                for model, m in result.means.items():
+                    print(f"  {model:22} " + "  ".join(f"{k} {v:.4f}" for k, v in m.items()))
+                args.out.write_text(
+                    json.dumps(record, indent=1) + "\n"
+                )  # after every table: a partial run counts
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
