@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import av
+import media_fixtures as mf
 import numpy as np
 import pytest
 
@@ -62,6 +63,8 @@ def _make(family: str) -> torch.nn.Module:
         net = archs.DAT.DAT(in_chans=3, embed_dim=48, split_size=[8, 8], depth=[2], num_heads=[2], upscale=2)
     elif family == "dat-narrow":  # exports, but its graph fails in ONNX Runtime (a LayerNorm over 0 channels)
         net = archs.DAT.DAT(in_chans=3, embed_dim=24, split_size=[2, 4], depth=[2], num_heads=[2], upscale=2)
+    elif family == "ditn":  # its UFONE reshapes by the batch and size it was traced at
+        net = archs.DITN.DITN(dim=24, ITL_blocks=1, SAL_blocks=1, UFONE_blocks=1, patch_size=8, upscale=2)
     elif family == "hat":
         net = archs.HAT.HAT(
             in_chans=3, embed_dim=24, depths=[2], num_heads=[2], window_size=8, upscale=2, img_size=32,
@@ -150,6 +153,31 @@ def test_window_attention_families_run_on_fixed_size_tiles(family: str, store: P
         got = model(rgb).astype(int)
     diff = np.abs(got - _spandrel_output(checkpoint, rgb, 255.0))
     assert got.shape == (300, 342, 3) and diff.mean() < STITCHED[family], (diff.mean(), diff.max())
+
+
+@pytest.mark.parametrize("family", ["ditn", "swinir", "hat"])
+def test_traced_batch_and_size_never_reach_an_internal_error(
+    family: str, store: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """DITN's graph keeps the batch and size it was traced at, SwinIR's and HAT's the size: imported, each
+    runs batches of odd-sized frames on ONNX Runtime and OpenVINO (tiles, and one picture per call where
+    the batch is fixed), close to spandrel's own output, and `vsr upscale` runs it end to end."""
+    checkpoint = _save(_make(family), tmp_path / f"{family}.pth")
+    assert vsr.import_model(checkpoint).ok
+    entry = json.loads((store / "manifest.json").read_text())["models"][family]
+    # Two pictures in one call: DITN's graph fails, HAT's runs and comes out 3 levels off.
+    assert entry["tile"] == 128 and entry["batch"] == 1
+    frames = np.stack([_frame(75, 93), _frame(75, 93)[::-1]])
+    want = np.stack([_spandrel_output(checkpoint, f, 255.0) for f in frames])
+    for backend in ("onnxruntime", "openvino"):
+        with vsr.load_model(family, backend=backend) as model:
+            got = model(frames).astype(int)
+        assert got.shape == (2, 150, 186, 3)
+        assert np.abs(got - want).mean() < STITCHED.get(family, 0.5), backend
+    clip, out = mf.make_clip(tmp_path / "in.mkv", width=72, height=40, frames=4).path, tmp_path / "out.mkv"
+    args = ["upscale", str(clip), str(out), "--model", family, "--backend", "openvino", "--batch", "2"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert vsr.probe(out).video.width == 144
 
 
 def test_an_architecture_whose_graph_does_not_run_is_refused_in_one_line(

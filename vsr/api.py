@@ -55,7 +55,7 @@ from vsr.models.registry import Degradation
 from vsr.pipeline import JobResult, Progress, UpscaleJob, UpscaleRequest
 from vsr.pipeline.folder import STATUS_FILE, Combined, FileOutcome, plan, run_folder
 from vsr.pipeline.resume import DEFAULT_SEGMENT_SECONDS, ResumableJob
-from vsr.pipeline.tiling import FixedTiles, run_tiled
+from vsr.pipeline.tiling import FixedTiles, OnePerCall, run_tiled
 from vsr.quality import parse_metrics
 
 # The vocabulary of the options, for callers that offer them as choices (the CLI's enums are built from it).
@@ -244,12 +244,15 @@ class Upscaler:
 
 
 def _sized(backend: Backend, model: ShippedModel) -> Backend:
-    """The backend, run tile by tile where the model's graph takes one size only (imported window-attention
-    models on ONNX Runtime or OpenVINO; torch rebuilds the network, which takes any size)."""
-    tile = model.entry.get("tile")
-    if tile is None or isinstance(backend, DeviceBackend):  # torch: the rebuilt network takes any size
+    """The backend, run one picture per call where the model's graph keeps its traced batch, and tile by
+    tile where it takes one size only (imported models on ONNX Runtime or OpenVINO; torch rebuilds the
+    network, which takes any batch and size)."""
+    if isinstance(backend, DeviceBackend):
         return backend
-    return FixedTiles(backend, tile, model.entry["tile_overlap"])
+    if model.entry.get("batch") == 1:
+        backend = OnePerCall(backend)
+    tile = model.entry.get("tile")
+    return backend if tile is None else FixedTiles(backend, tile, model.entry["tile_overlap"])
 
 
 def load_model(

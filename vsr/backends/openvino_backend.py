@@ -77,7 +77,10 @@ class OpenVinoBackend(Backend):
         self._models: dict[np.dtype, Any] = {}  # read once per dtype, reshaped per input shape
         self._compiled: OrderedDict[tuple, list[Any]] = OrderedDict()  # (dtype, h, w) → infer requests
         self._lock = threading.Lock()
-        self._requests_for(UINT8, 64, 64)  # fail now, not on the first frame, if the graph does not load
+        # Fail now, not on the first frame, if the graph does not load; a graph of one size (an imported
+        # window-attention model) only compiles at its tile.
+        side = model.entry.get("tile") or 64
+        self._requests_for(UINT8, side, side)
         auto = {"bf16": "bf16, fp32 for sources deeper than 8 bits", "fp32": "fp32, as the CPU has no bf16"}
         described = f"auto: {auto[precision]}" if self._auto else precision
         workers = f"{self._workers} worker{'s' if self._workers > 1 else ''}"

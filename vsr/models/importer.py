@@ -6,8 +6,9 @@ and the network is exported to vsr's own graphs: integer NHWC codes in and out (
 sources deeper than 8 bits), with layout, scaling, rounding and spandrel's padding to the architecture's
 size multiple inside the graph, N/H/W dynamic. Grey models run on luma, chroma upscaled bicubically. Before
 anything is written, the graph's output through ONNX Runtime is compared with the network in torch on test
-pictures of two odd sizes; an export more than one level off is refused, and a graph that keeps the size it
-was traced at (window attention) is exported at one tile size instead and run tile by tile.
+pictures of two odd sizes, one and two at a time; an export more than one level off is refused, a graph
+that keeps the size it was traced at (window attention) is exported at one tile size instead and run tile
+by tile, and one that keeps the batch it was traced at (DITN) runs one picture per call.
 
 An ONNX file (float NCHW RGB in 0..1, the community's norm) is checked and wrapped in the same integer
 interface by graph surgery, with no torch involved.
@@ -113,16 +114,17 @@ def _from_checkpoint(path: Path, name: str) -> tuple[dict[str, Any], dict[str, b
     net = checkpoint.wrap(descriptor).eval()
     # Two odd sizes, neither the one the graph is traced at: a graph that kept the traced size fails here.
     graphs = _export(net, name, descriptor.scale, path, arch, None)
-    diff, tile = checkpoint.check_export(net, graphs[f"{name}.onnx"], [(45, 37), (70, 83)]), None
-    if diff is None:  # window attention sized in Python: a graph of one tile size, run tile by tile
+    check, tile = checkpoint.check_export(net, graphs[f"{name}.onnx"], [(45, 37), (70, 83)]), None
+    if check is None:  # window attention sized in Python: a graph of one tile size, run tile by tile
         req = descriptor.size_requirements
         tile = max(FIXED_TILE, req.minimum) // req.multiple_of * req.multiple_of
         graphs = _export(net, name, descriptor.scale, path, arch, tile)
-        diff = checkpoint.check_export(net, graphs[f"{name}.onnx"], [(tile, tile)])
-        if diff is None:
+        check = checkpoint.check_export(net, graphs[f"{name}.onnx"], [(tile, tile)])
+        if check is None:
             raise UsageError(
                 f"{path}: {arch}'s exported graph does not run, even at the size it was traced at"
             )
+    diff = check.max_diff
     if diff > checkpoint.TOLERANCE:
         raise UsageError(f"{path}: the exported graph differs from torch by {diff} levels; not imported")
     entry = {
@@ -139,6 +141,8 @@ def _from_checkpoint(path: Path, name: str) -> tuple[dict[str, Any], dict[str, b
             "tile_overlap": TILE_OVERLAP,
             "runtimes": ["onnxruntime", "openvino", "torch"],
         }
+    if not check.batched:  # the graph kept the batch it was traced at (DITN): one picture per call
+        entry["batch"] = 1
     return entry, {f"{name}.safetensors": checkpoint.weights_of(descriptor), **graphs}
 
 

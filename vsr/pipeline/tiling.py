@@ -104,6 +104,21 @@ class FixedTiles(Backend):
         self.inner.close()
 
 
+class OnePerCall(Backend):
+    """A backend whose graph keeps the batch it was traced at (an imported DITN): one picture per call."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner, self.scale, self.channels, self.dtypes = inner, inner.scale, inner.channels, inner.dtypes
+        self.name = f"{inner.name}, one picture per call"
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.check(batch)
+        return np.concatenate([self.inner.run(batch[i : i + 1]) for i in range(len(batch))])
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 @dataclass(frozen=True)
 class DevicePlan:
     """How many frames per batch, and the tile side (None: whole frames)."""
