@@ -100,9 +100,37 @@ def test_damage_specs_parse_and_refuse() -> None:
     for spec in ("h264:crf=28", "jpeg:q=30", "noise:sigma=10"):
         damaged = Damage.parse(spec).apply(img, 0)  # type: ignore[misc]
         assert damaged.shape == img.shape and 20 < psnr(damaged, img) < 60, spec
-    for bad in ("h264", "h264:q=28", "jpeg:q=0", "noise:sigma=x", "blur:sigma=2"):
+    bads = (
+        "h264",
+        "h264:q=28",
+        "jpeg:q=0",
+        "noise:sigma=x",
+        "blur:sigma=0",
+        "blur:sigma=11",
+        "h264:crf=23,blur:sigma=1",
+        "blur:sigma=1,blur:sigma=2",
+        "blur:sigma=1,h264:crf=2,jpeg:q=3",
+    )
+    for bad in bads:
         with pytest.raises(UsageError):
             Damage.parse(bad)
+
+
+def test_a_soft_source_is_blurred_before_the_downscale_as_matlab_does() -> None:
+    from vsr.degradations import Damage, gaussian_blur
+    from vsr.evaluate import bicubic_predictor, evaluate_sr, mean_scores
+
+    impulse = np.zeros((11, 11), np.uint8)
+    impulse[5, 5] = 255
+    # imgaussfilt(I, 1.0): a 5-tap kernel, centre weight 0.4026² of the impulse
+    assert gaussian_blur(impulse, 1.0)[5, 5] == round(255 * 0.40262**2)
+    assert gaussian_blur(impulse, 1.0)[5, 8] == 0  # 2·ceil(2σ)+1 = 5 taps: nothing 3 pixels away
+    soft = Damage.parse("blur:sigma=1.0,h264:crf=23")
+    assert soft.blur == 1.0 and soft.apply is not None
+    images = [("a", _smooth()), ("b", _smooth()[::-1].copy())]
+    clean = mean_scores(evaluate_sr(images, 2, bicubic_predictor(2)))["psnr"]
+    blurred = mean_scores(evaluate_sr(images, 2, bicubic_predictor(2), soften=soft.soften))["psnr"]
+    assert blurred < clean - 0.3  # scored against the sharp HR
 
 
 def _png_folder(folder: Path, count: int = 3) -> Path:

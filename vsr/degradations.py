@@ -79,6 +79,22 @@ def decode_clip(data: bytes) -> list[np.ndarray]:
         return [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
 
 
+def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """`img` (uint8, (H, W) or (H, W, C)) blurred by a Gaussian of `sigma` pixels as MATLAB's imgaussfilt
+    does by default (a 2·ceil(2σ)+1 kernel, edges replicated), rounded back to uint8: the soft source that
+    tape and old optics leave, made before the downscale."""
+    r = int(np.ceil(2 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    x = img.astype(np.float64)
+    for axis in (0, 1):
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (r, r)
+        padded = np.pad(x, pad, mode="edge")
+        x = sum(w * np.take(padded, range(k, k + img.shape[axis]), axis=axis) for k, w in enumerate(taps))
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
 def jpeg_degrade(quality: int) -> Callable[[np.ndarray, int], np.ndarray]:
     """The JPEG degradation at `quality`, in evaluate_denoise's form."""
     return lambda img, _index: jpeg(img, quality)
@@ -97,38 +113,59 @@ def h264_degrade(crf: int) -> Callable[[np.ndarray, int], np.ndarray]:
 @dataclass(frozen=True)
 class Damage:
     """A named degradation of an image, as `vsr eval --degrade` takes it: "clean", "h264:crf=28",
-    "jpeg:q=30", "noise:sigma=15"."""
+    "jpeg:q=30", "noise:sigma=15", each optionally after a soft source, "blur:sigma=1.0,h264:crf=23"."""
 
     spec: str
-    apply: Callable[[np.ndarray, int], np.ndarray] | None  # (image, index) → degraded; None: clean
+    apply: Callable[[np.ndarray, int], np.ndarray] | None  # (LR image, index) → degraded; None: clean
+    blur: float = 0.0  # Gaussian σ applied to the HR before the downscale (gaussian_blur); 0: none
+
+    def soften(self, hr: np.ndarray) -> np.ndarray:
+        """The HR as the source had it before the downscale: blurred by `blur`, or unchanged."""
+        return gaussian_blur(hr, self.blur) if self.blur else hr
 
     def sequence(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Damage the frames of a clip: H.264 codes them as one inter-predicted stream, JPEG and noise
         each frame alone (noise seeded by the frame's index)."""
         if self.apply is None:
             return frames
-        if self.spec.startswith("h264:"):
-            return h264_sequence(frames, int(self.spec.partition("=")[2]))
+        if (last := self.spec.rsplit(",", 1)[-1]).startswith("h264:"):
+            return h264_sequence(frames, int(last.partition("=")[2]))
         return [self.apply(f, i) for i, f in enumerate(frames)]
 
     @classmethod
     def parse(cls, spec: str) -> Damage:
         """The degradation a spec names; UsageError listing the forms otherwise."""
+        first, _, rest = spec.partition(",")
+        if first.startswith("blur:"):
+            blur = cls._one(first)
+            lr = cls._one(rest) if rest else cls("clean", None)
+            if lr.blur:
+                raise UsageError(f"{spec!r}: one blur, first, then at most one of h264, jpeg or noise")
+            return cls(spec, lr.apply, blur.blur)
+        if rest:
+            raise UsageError(f"{spec!r}: a blur comes first (blur:sigma=S,h264:crf=N); one damage after it")
+        return cls._one(spec)
+
+    @classmethod
+    def _one(cls, spec: str) -> Damage:
         kinds = {"h264": ("crf", 0, 51, h264_degrade), "jpeg": ("q", 1, 100, jpeg_degrade),
-                 "noise": ("sigma", 0, 255, noise_degrade)}  # fmt: skip
+                 "noise": ("sigma", 0, 255, noise_degrade), "blur": ("sigma", 0.1, 10, None)}  # fmt: skip
         if spec == "clean":
             return cls(spec, None)
         kind, _, setting = spec.partition(":")
         key, _, value = setting.partition("=")
         if kind not in kinds or key != kinds[kind][0]:
             raise UsageError(
-                f"unknown degradation {spec!r}; use clean, h264:crf=N, jpeg:q=N or noise:sigma=N"
+                f"unknown degradation {spec!r}; use clean, h264:crf=N, jpeg:q=N or noise:sigma=N, "
+                "optionally after blur:sigma=S (blur:sigma=1.0,h264:crf=23)"
             )
         _, low, high, make = kinds[kind]
         try:
-            level = float(value) if kind == "noise" else int(value)
+            level = float(value) if kind in ("noise", "blur") else int(value)
         except ValueError:
             raise UsageError(f"{spec!r}: {key} takes a number") from None
         if not low <= level <= high:
             raise UsageError(f"{spec!r}: {key} must lie in {low}..{high}")
+        if kind == "blur":
+            return cls(spec, None, float(level))
         return cls(spec, make(level))  # type: ignore[operator]

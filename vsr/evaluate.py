@@ -85,16 +85,19 @@ def evaluate_sr(
     predict: Predictor,
     degrade: Callable[[np.ndarray, int], np.ndarray] | None = None,
     metrics: Sequence[str] = (),
+    soften: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[Score]:
     """Y-PSNR/SSIM of `predict` on LR = MATLAB-bicubic(HR), shaved by `scale`, with bicubic beside it.
 
     `degrade(lr, index)` damages the LR first (compression, noise): both the model and bicubic then see
-    the damaged LR and are scored against the clean HR. `metrics` adds vsr.quality's (on RGB).
+    the damaged LR and are scored against the clean HR. `soften(hr)` makes a soft source of the HR before
+    the downscale (Damage.soften); the score is still against the sharp HR. `metrics` adds vsr.quality's
+    (on RGB).
     """
     scores = []
     for k, (name, img) in enumerate(images):
         hr = modcrop(img, scale)
-        lr = imresize(hr, 1 / scale)
+        lr = imresize(soften(hr) if soften else hr, 1 / scale)
         if degrade is not None:
             lr = _back_to_layout(degrade(_as_rgb(lr), k), hr)
         out = _back_to_layout(predict(_as_rgb(lr)), hr)
@@ -109,6 +112,7 @@ def evaluate_video_sr(
     predict: Predictor,
     degrade: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
     metrics: Sequence[str] = (),
+    soften: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[Score]:
     """Per-frame Y-PSNR/SSIM of `predict` on whole clips: each frame's LR is MATLAB-bicubic(HR), then
     `degrade` damages the LR clip as a sequence (H.264 inter-predicts it), model and bicubic see the same
@@ -118,7 +122,7 @@ def evaluate_video_sr(
     scores = []
     for name, frames in clips:
         hrs = [modcrop(f, scale) for f in frames]
-        lrs = [imresize(hr, 1 / scale) for hr in hrs]
+        lrs = [imresize(soften(hr) if soften else hr, 1 / scale) for hr in hrs]
         if degrade is not None:
             lrs = degrade(lrs)
         outs, bases = [predict(lr) for lr in lrs], [imresize(lr, scale) for lr in lrs]
@@ -147,17 +151,17 @@ class SrSet:
         self, scale: int, predict: Predictor, damage: Damage, metrics: Sequence[str] = ()
     ) -> list[Score]:
         """Model and bicubic on every image (or every frame of every clip) of the set."""
+        soften = damage.soften if damage.blur else None
         if self.clips:
-            return evaluate_video_sr(self.clips, scale, predict, damage.sequence, metrics)
-        return evaluate_sr(self.images, scale, predict, damage.apply, metrics)
+            return evaluate_video_sr(self.clips, scale, predict, damage.sequence, metrics, soften)
+        return evaluate_sr(self.images, scale, predict, damage.apply, metrics, soften)
 
     def lr(self, damage: Damage) -> str:
         """How the LR was made, for the protocol line."""
         if not self.clips:
             return f"MATLAB bicubic LR, {damage.spec}"
-        coded = (
-            ", coded as one x264 stream per clip (preset medium)" if damage.spec.startswith("h264") else ""
-        )
+        inter = damage.spec.rsplit(",", 1)[-1].startswith("h264")
+        coded = ", coded as one x264 stream per clip (preset medium)" if inter else ""
         return f"MATLAB bicubic LR per frame, {damage.spec}{coded}; mean over all frames"
 
 
