@@ -50,6 +50,8 @@ elif [ "$stage" = sitting ]; then
   # The runs, in order; each line: NAME STEPS OPTIONS... (the schedule: never edit a started run's line).
   runs=(
     "real-compact-x2 20000 --patch 96 --lr 2e-4 --init engines/compact-x2.safetensors"
+    "real-compact-x4 15000 --patch 128 --lr 2e-4 --init engines/compact-x4.safetensors"
+    "real-espcn-x2 10000 --patch 96 --lr 5e-4 --init engines/espcn-x2.safetensors"
   )
   for line in "${runs[@]}"; do
     read -r name steps opts <<<"$line"
