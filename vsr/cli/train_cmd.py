@@ -75,6 +75,20 @@ def train_command(
     pool: Annotated[
         int | None, typer.Option(min=64, help="Real degradation: (LR, HR) pairs kept and renewed; 2048.")
     ] = None,
+    gan: Annotated[
+        str | None,
+        typer.Option(
+            help="Adversarial training (the restoring look) with this discriminator: unet or patch."
+        ),
+    ] = None,
+    gan_weight: Annotated[float, typer.Option(min=0, help="--gan: weight of the adversarial loss.")] = 0.1,
+    fm_weight: Annotated[float, typer.Option(min=0, help="--gan: weight of feature matching.")] = 1.0,
+    freq_weight: Annotated[float, typer.Option(min=0, help="--gan: weight of the FFT-amplitude L1.")] = 0.0,
+    d_lr: Annotated[float, typer.Option(help="--gan: the discriminator's learning rate.")] = 1e-4,
+    d_features: Annotated[int, typer.Option(min=8, help="--gan: the discriminator's first width.")] = 32,
+    ema: Annotated[
+        float, typer.Option(min=0, max=0.99999, help="--gan: decay of the released weights' average.")
+    ] = 0.999,
     fresh: Annotated[
         float | None,
         typer.Option(min=0.01, help="Real degradation: new pairs made per pair trained on, at most."),
@@ -106,6 +120,13 @@ def train_command(
     )
     if compressed_prob > 0 and not noise.levels():
         raise UsageError("--compressed-prob > 0 needs at least one JPEG quality or x264 CRF")
+    if gan is not None and gan not in ("unet", "patch"):
+        raise UsageError(f"--gan takes unet or patch, not {gan!r}")
+    adversarial = None
+    if gan is not None:
+        from vsr.train.gan import GanConfig
+
+        adversarial = GanConfig(gan, d_features, d_lr, gan_weight, fm_weight, freq_weight, ema)  # type: ignore[arg-type]
     cfg = TrainConfig(
         model=model,
         data=data[0] if len(data) == 1 else tuple(data),
@@ -129,6 +150,7 @@ def train_command(
         degradation=choices.value(degradation),
         pool=pool,
         fresh=fresh,
+        gan=adversarial,
         augment=AugmentConfig(
             flips=not no_flips,
             rotations=not no_rotations,

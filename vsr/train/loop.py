@@ -27,6 +27,7 @@ from vsr.models.export import IntegerIo
 from vsr.models.registry import get_spec
 from vsr.train.augment import AugmentConfig
 from vsr.train.data import NoiseConfig, PatchSampler, load_images
+from vsr.train.gan import Adversary, GanConfig
 from vsr.train.losses import LossName, pixel_loss
 from vsr.train.real import RealDegradation
 from vsr.train.silicon import check_amp
@@ -59,6 +60,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     degradation: str | None = None  # "bicubic" or "real"; None: the model's own (ModelSpec.degradation)
+    gan: GanConfig | None = None  # adversarial training (vsr.train.gan): the restoring look
     pool: int | None = None  # real degradation: (LR, HR) pairs kept and renewed (None: 2048)
     fresh: float | None = None  # real degradation: new pairs per pair drawn at most (None: unbounded)
 
@@ -115,6 +117,7 @@ def validate(
     """Mean PSNR on the validation images: Y-PSNR for SR, RGB PSNR at σ = 25 for the denoiser; a model
     trained on real degradations is also scored on LR compressed by x264 at CRF 28 (h264_* keys)."""
     spec = get_spec(cfg.model)
+    was_training = model.training
     model.eval()
     predict = torch_predictor(model, device, spec.scale)
     if spec.task == "sr":
@@ -124,13 +127,13 @@ def validate(
             result.update({"h264_psnr": damaged["psnr"], "h264_baseline_psnr": damaged["baseline_psnr"]})
     else:
         result = mean_scores(evaluate_denoise(images, noise_degrade(25), predict, on_y=False))
-    model.train()
+    model.train(was_training)
     return result
 
 
 # What must match between a checkpoint's run and the command that resumes it. The length (steps, minutes)
 # may change: lengthening a run is deliberate, a different rate or patch on resume is almost always a typo.
-_SCHEDULE_KEYS = ("model", "batch", "patch", "lr", "min_lr", "warmup", "loss", "degradation", "pool")
+_SCHEDULE_KEYS = ("model", "batch", "patch", "lr", "min_lr", "warmup", "loss", "degradation", "pool", "gan")
 
 
 def _check_resumable(cfg: TrainConfig, saved: Path) -> None:
@@ -143,7 +146,14 @@ def _check_resumable(cfg: TrainConfig, saved: Path) -> None:
 
 
 def _save_checkpoint(
-    path: Path, model, opt, step: int, elapsed_s: float, history: list, sampler: PatchSampler
+    path: Path,
+    model,
+    opt,
+    step: int,
+    elapsed_s: float,
+    history: list,
+    sampler: PatchSampler,
+    adversary: Adversary | None,
 ) -> None:
     state = {
         "model": model.state_dict(),
@@ -158,6 +168,8 @@ def _save_checkpoint(
             "sampler_numpy": json.dumps(sampler.numpy_rng_state()),
         },
     }
+    if adversary is not None:
+        state["gan"] = adversary.state_dict()
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(path, buffer.getvalue())
@@ -200,6 +212,7 @@ def train(
         model.load_state_dict(load_file(str(cfg.init), device=str(device)))
         log(f"warm start from {cfg.init}")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    adversary = Adversary(cfg.gan, model, device) if cfg.gan is not None else None
     start, history, spent_s, rng = 0, [], 0.0, {}
     if resuming:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -207,6 +220,8 @@ def train(
         opt.load_state_dict(state["opt"])
         start, spent_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
         rng = state.get("rng", {})
+        if adversary is not None:
+            adversary.load_state_dict(state["gan"])
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
         history = json.loads((cfg.out / "history.json").read_text())
@@ -232,13 +247,14 @@ def train(
     if cfg.val_data is not None:
         val_images = load_eval_images(cfg.val_data)
 
-    loop = _Loop(cfg, model, opt, sampler, val_images, device, ckpt_path, log)
+    loop = _Loop(cfg, model, opt, sampler, val_images, device, ckpt_path, log, adversary)
     try:
         loop.run(start, spent_s, history, sitting_minutes)
     finally:
         sampler.close()
     weights = cfg.out / "model.safetensors"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(weights))
+    released = adversary.ema.net if adversary is not None else model  # a GAN run releases its EMA
+    save_file({k: v.detach().cpu().contiguous() for k, v in released.state_dict().items()}, str(weights))
     return weights
 
 
@@ -255,9 +271,11 @@ class _Loop:
         device: torch.device,
         ckpt_path: Path,
         log: Callable[[str], None],
+        adversary: Adversary | None = None,
     ) -> None:
         self.cfg, self.model, self.opt, self.sampler = cfg, model, opt, sampler
         self.val_images, self.device, self.ckpt_path, self.log = val_images, device, ckpt_path, log
+        self.adversary = adversary
         self.autocast = cfg.amp and device.type in ("cpu", "cuda")  # check_amp has refused the rest
 
     def step(self, step: int, progress: float, lr_img: torch.Tensor, hr_img: torch.Tensor) -> torch.Tensor:
@@ -271,9 +289,13 @@ class _Loop:
             pred = self.model(lr_img)
         # The loss in fp32: bf16's 8-bit mantissa would round away the small residuals late in training.
         loss = pixel_loss(cfg.loss, pred.float(), hr_img)
+        if self.adversary is not None:
+            loss = loss + self.adversary.generator_loss(pred.float(), hr_img)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        if self.adversary is not None:
+            self.adversary.step(pred.float(), hr_img, self.model)
         return loss
 
     def run(self, start: int, spent_s: float, history: list, sitting_minutes: float | None) -> None:
@@ -302,13 +324,18 @@ class _Loop:
                 if sampler.pool is not None:
                     entry["pairs_made"] = sampler.pool.made  # how fresh the degraded pairs are
                     entry["pairs_per_step"] = round((sampler.pool.made - made0) / (step - start), 2)
-                if self.val_images:
-                    scores = validate(self.model, cfg, self.val_images, self.device)
+                if self.adversary is not None:
+                    entry.update({k: round(v, 4) for k, v in self.adversary.last.items()})
+                if self.val_images:  # a GAN run is judged by the weights it releases: the EMA
+                    judged = self.adversary.ema.net if self.adversary is not None else self.model
+                    scores = validate(judged, cfg, self.val_images, self.device)
                     entry.update({f"val_{k}": round(v, 4) for k, v in scores.items()})
                 history.append(entry)
                 self.log(json.dumps(entry))
             if step % cfg.ckpt_every == 0 or last or stop:
-                _save_checkpoint(self.ckpt_path, self.model, self.opt, step, elapsed, history, sampler)
+                _save_checkpoint(
+                    self.ckpt_path, self.model, self.opt, step, elapsed, history, sampler, self.adversary
+                )
             if stop and not last:
                 self.log(f"sitting over at step {step} of {cfg.steps}: continue with --resume")
                 return

@@ -103,6 +103,10 @@ def _training_command(config: dict[str, Any]) -> str:
         parts.append("--amp")
     if config.get("channels_last"):
         parts.append("--channels-last")
+    if gan := config.get("gan"):
+        parts.append(f"--gan {gan['discriminator']} --d-features {gan['features']} --d-lr {gan['lr']}")
+        parts.append(f"--gan-weight {gan['gan_weight']} --fm-weight {gan['fm_weight']}")
+        parts.append(f"--freq-weight {gan['freq_weight']} --ema {gan['ema']}")
     # The denoiser's training mix, where it differs from the defaults (older configs lack it).
     noise, default = config.get("noise"), asdict(NoiseConfig())
     for k, v in (noise or {}).items():
