@@ -3,6 +3,7 @@ the trainer aligned pairs, and a model trains on them end to end."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from vsr.errors import UsageError  # noqa: E402
+from vsr.imresize import imresize  # noqa: E402
 from vsr.metrics import psnr  # noqa: E402
 from vsr.train import real  # noqa: E402
 from vsr.train.augment import AugmentConfig  # noqa: E402
@@ -99,7 +102,8 @@ def test_pool_renews_pairs_and_keeps_them_aligned() -> None:
     images = [_picture(k) for k in range(3)]
     pool = DegradedPool(images, scale=2, patch=48, size=16, degradation=real.RealDegradation(), seed=0)
     try:
-        lr, hr = pool.draw(5, np.random.default_rng(0))
+        lr, hr, lr2, twin = pool.draw(5, np.random.default_rng(0))
+        assert not twin.any() and (lr2 == lr).all()  # no twins asked for
         assert lr.shape == (5, 24, 24, 3) and hr.shape == (5, 48, 48, 3)
         # Each LR is a degraded downscale of its own HR: closer to it than to another pair's HR.
         small = hr.reshape(5, 24, 2, 24, 2, 3).mean(axis=(2, 4))
@@ -173,3 +177,33 @@ def test_options_a_run_cannot_use_are_refused(tmp_path: Path, capsys: pytest.Cap
     argv = ["train", "--model", "real-espcn-x2", "--data", str(small), "--out", str(tmp_path / "r")]
     assert main([*argv, "--preview-degradations", str(tmp_path / "p.png")]) == 2
     assert "at least 96" in capsys.readouterr().err and not (tmp_path / "p.png").exists()
+
+
+def test_twins_are_two_coded_frames_of_one_still_and_train_a_consistency_loss(tmp_path: Path) -> None:
+    hr = _picture(3)[:96, :96]
+    a, b, steps = real.RealDegradation(pristine_prob=0, clean_prob=1).twins(hr, 2, np.random.default_rng(4))
+    assert a.shape == b.shape == (48, 48, 3) and "twins, grain" in steps[-1]
+    assert 0 < np.abs(a.astype(int) - b).mean() < 8  # the same picture, coded twice: close, not equal
+    assert psnr(a, imresize(hr, 0.5)) > 20  # damaged, still the same picture
+    images = [_picture(k) for k in range(2)]
+    pool = DegradedPool(
+        images, scale=2, patch=48, size=32, degradation=real.RealDegradation(), seed=0, twins=0.5
+    )
+    try:
+        assert 0.2 < pool.twin.mean() < 0.8
+        assert all((pool.lr2[k] == pool.lr[k]).all() for k in np.flatnonzero(~pool.twin))
+    finally:
+        pool.close()
+    folder = tmp_path / "data"
+    folder.mkdir()
+    from PIL import Image
+
+    for k, img in enumerate(images):
+        Image.fromarray(img).save(folder / f"{k}.png")
+    cfg = TrainConfig(model="real-espcn-x2", data=folder, out=tmp_path / "run", steps=4, batch=8, patch=48,
+                      pool=64, consistency=1.0, val_every=2, ckpt_every=2, warmup=1)  # fmt: skip
+    train(cfg, log=lambda _: None)
+    history = json.loads((cfg.out / "history.json").read_text())
+    assert all(h["consistency"] > 0 for h in history)
+    with pytest.raises(UsageError, match="consistency"):
+        TrainConfig(model="espcn-x2", data=folder, out=tmp_path / "r2", consistency=1.0)

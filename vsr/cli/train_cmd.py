@@ -89,6 +89,12 @@ def train_command(
     ema: Annotated[
         float, typer.Option(min=0, max=0.99999, help="--gan: decay of the released weights' average.")
     ] = 0.999,
+    consistency: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Real degradation: weight of the temporal consistency L1 between coded twins."
+        ),
+    ] = 0.0,
     fresh: Annotated[
         float | None,
         typer.Option(min=0.01, help="Real degradation: new pairs made per pair trained on, at most."),
@@ -150,6 +156,7 @@ def train_command(
         degradation=choices.value(degradation),
         pool=pool,
         fresh=fresh,
+        consistency=consistency,
         gan=adversarial,
         augment=AugmentConfig(
             flips=not no_flips,

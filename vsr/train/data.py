@@ -70,12 +70,20 @@ class PatchSampler:
         real: RealDegradation | None = None,
         pool: int = 2048,
         fresh: float | None = None,
+        twins: float = 0.0,
     ) -> None:
         if patch % scale:
             raise ValueError(f"patch {patch} must be a multiple of the scale {scale}")
         self.pool = (
             DegradedPool(
-                images, scale=scale, patch=patch, size=pool, degradation=real, seed=seed, fresh=fresh
+                images,
+                scale=scale,
+                patch=patch,
+                size=pool,
+                degradation=real,
+                seed=seed,
+                fresh=fresh,
+                twins=twins,
             )
             if real
             else None
@@ -137,16 +145,23 @@ class PatchSampler:
         if self.pool is not None:
             self.pool.close()
 
-    def _sample_real(self, pool: DegradedPool) -> tuple[Tensor, Tensor]:
-        lr, hr = pool.draw(self.batch, self._rng)
-        # Flips and 90° rotations, the same for both; photometric jitter would change what the codecs saw.
+    def _sample_real(self, pool: DegradedPool) -> tuple[Tensor, ...]:
+        """(LR, HR), and for a pool with twins also (indices of the twin samples, their second LR)."""
+        lr, hr, lr2, twin = pool.draw(self.batch, self._rng)
+        # Flips and 90° rotations, the same for all; photometric jitter would change what the codecs saw.
         geo = AugmentConfig(flips=self.augment_cfg.flips, rotations=self.augment_cfg.rotations, jitter_prob=0)
-        lr_t = torch.from_numpy(lr).to(self.device).permute(0, 3, 1, 2).float() / 255
-        hr_t = torch.from_numpy(hr).to(self.device).permute(0, 3, 1, 2).float() / 255
+
+        def tensor(a: np.ndarray) -> Tensor:
+            return torch.from_numpy(a).to(self.device).permute(0, 3, 1, 2).float() / 255
+
         state = self.generator.get_state()
-        lr_t = augment(lr_t, geo, self.generator)
+        lrs = augment(torch.cat([tensor(lr), tensor(lr2)], dim=1), geo, self.generator)
         self.generator.set_state(state)  # replay the same draws on the HR batch
-        return lr_t, augment(hr_t, geo, self.generator)
+        hr_t = augment(tensor(hr), geo, self.generator)
+        if pool.twins <= 0:
+            return lrs[:, :3], hr_t
+        index = torch.from_numpy(np.flatnonzero(twin)).to(self.device)
+        return lrs[:, :3], hr_t, index, lrs[index, 3:]
 
     def _sample_sr(self) -> tuple[Tensor, Tensor]:
         s, m = self.scale, self.margin
@@ -186,6 +201,9 @@ class DegradedPool:
     batches, and the pool is renewed every pool/80 seconds. Crops carry a margin of 8 LR pixels that blur
     kernels and the codec's pan read and that is cut away afterwards.
 
+    With `twins` > 0, that share of the pairs holds a second LR of the same HR (RealDegradation.twins: two
+    consecutive frames of a coded still), for a temporal consistency loss; the others repeat their LR.
+
     `fresh` caps the producer at that many new pairs per pair drawn. Unbounded, it makes ~100 pairs per
     step of 16 on a 2-core CPU (bench/train_speed.py), a whole core mostly thrown away; at 1 it needs
     about a quarter of a core and the trainer gets the rest.
@@ -201,8 +219,10 @@ class DegradedPool:
         degradation: RealDegradation,
         seed: int,
         fresh: float | None = None,
+        twins: float = 0.0,
     ) -> None:
         self.scale, self.patch, self.degradation, self.fresh = scale, patch, degradation, fresh
+        self.twins = twins
         self.margin = 8 * scale
         crop = patch + 2 * self.margin
         self.images = [i for i in images if min(i.shape[:2]) >= crop]
@@ -210,45 +230,55 @@ class DegradedPool:
             raise ValueError(f"no training image is at least {crop}×{crop}")
         lr_side = patch // scale
         self.lr = np.empty((size, lr_side, lr_side, 3), np.uint8)
+        self.lr2 = np.empty_like(self.lr)  # the twin's LR, or the LR again
+        self.twin = np.zeros(size, bool)
         self.hr = np.empty((size, patch, patch, 3), np.uint8)
         self._rng = np.random.default_rng(seed + 1)
         for k in range(size):
-            self.lr[k], self.hr[k] = self.pair()
+            self._store(k, *self.pair())
         self.made = size
         self._renewed = self._drawn = 0
         self._lock, self._stop = threading.Lock(), threading.Event()
         self._thread = threading.Thread(target=self._renew, name="vsr-degrade", daemon=True)
         self._thread.start()
 
-    def pair(self) -> tuple[np.ndarray, np.ndarray]:
-        """One fresh (LR, HR) pair from a random crop of a random image."""
+    def pair(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One fresh (LR, HR, twin LR or None) from a random crop of a random image."""
         img = self.images[int(self._rng.integers(len(self.images)))]
         side = self.patch + 2 * self.margin
         y = int(self._rng.integers(img.shape[0] - side + 1))
         x = int(self._rng.integers(img.shape[1] - side + 1))
         hr = img[y : y + side, x : x + side]
-        lr, _steps = self.degradation.degrade(hr, self.scale, self._rng)
         m, lm = self.margin, self.margin // self.scale
-        return lr[lm:-lm, lm:-lm], hr[m:-m, m:-m]
+        if self.twins > 0 and self._rng.random() < self.twins:
+            a, b, _steps = self.degradation.twins(hr, self.scale, self._rng)
+            return a[lm:-lm, lm:-lm], hr[m:-m, m:-m], b[lm:-lm, lm:-lm]
+        lr, _steps = self.degradation.degrade(hr, self.scale, self._rng)
+        return lr[lm:-lm, lm:-lm], hr[m:-m, m:-m], None
+
+    def _store(self, k: int, lr: np.ndarray, hr: np.ndarray, twin: np.ndarray | None) -> None:
+        self.lr[k], self.hr[k], self.twin[k] = lr, hr, twin is not None
+        self.lr2[k] = lr if twin is None else twin
 
     def _renew(self) -> None:
         while not self._stop.is_set():
             if self.fresh is not None and self._renewed >= self.fresh * self._drawn:
                 self._stop.wait(0.005)  # ahead of the trainer: let it have the core
                 continue
-            lr, hr = self.pair()
+            made = self.pair()
             k = int(self._rng.integers(len(self.lr)))
             with self._lock:
-                self.lr[k], self.hr[k] = lr, hr
+                self._store(k, *made)
                 self.made += 1
                 self._renewed += 1
 
-    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """n random pairs (copies), as (N, h, w, 3) uint8 LR and (N, H, W, 3) uint8 HR."""
+    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """n random pairs (copies): (N, h, w, 3) uint8 LR, (N, H, W, 3) uint8 HR, the twins' LR (the LR
+        again where a pair has none) and which pairs are twins."""
         idx = rng.integers(len(self.lr), size=n)
         with self._lock:
             self._drawn += n
-            return self.lr[idx], self.hr[idx]
+            return self.lr[idx], self.hr[idx], self.lr2[idx], self.twin[idx]
 
     def close(self) -> None:
         """Stop the producer."""

@@ -63,6 +63,9 @@ class TrainConfig:
     gan: GanConfig | None = None  # adversarial training (vsr.train.gan): the restoring look
     pool: int | None = None  # real degradation: (LR, HR) pairs kept and renewed (None: 2048)
     fresh: float | None = None  # real degradation: new pairs per pair drawn at most (None: unbounded)
+    # Temporal consistency: the weight of the L1 between the outputs of two consecutive coded frames of a
+    # still (RealDegradation.twins), drawn for TWIN_SHARE of the pairs; 0 switches it off.
+    consistency: float = 0.0
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
@@ -73,6 +76,8 @@ class TrainConfig:
             )
         if self.pool is not None and not real:
             raise UsageError("--pool sizes the real degradations' pool; this run trains on bicubic LR")
+        if self.consistency and not real:
+            raise UsageError("--consistency compares coded twins of the real degradations; add them")
 
     @property
     def data_folders(self) -> tuple[Path, ...]:
@@ -133,7 +138,10 @@ def validate(
 
 # What must match between a checkpoint's run and the command that resumes it. The length (steps, minutes)
 # may change: lengthening a run is deliberate, a different rate or patch on resume is almost always a typo.
-_SCHEDULE_KEYS = ("model", "batch", "patch", "lr", "min_lr", "warmup", "loss", "degradation", "pool", "gan")
+_SCHEDULE_KEYS = (
+    "model", "batch", "patch", "lr", "min_lr", "warmup", "loss", "degradation", "pool", "gan", "consistency"
+)  # fmt: skip
+TWIN_SHARE = 0.25  # of the pool's pairs, when a run trains temporal consistency
 
 
 def _check_resumable(cfg: TrainConfig, saved: Path) -> None:
@@ -240,6 +248,7 @@ def train(
         real=RealDegradation() if (cfg.degradation or spec.degradation) == "real" else None,
         pool=cfg.pool or 2048,
         fresh=cfg.fresh,
+        twins=TWIN_SHARE if cfg.consistency else 0.0,
     )
     if "sampler_numpy" in rng:  # the crops and flips go on where the last sitting left them
         sampler.set_rng_state(json.loads(rng["sampler_numpy"]), rng["sampler_torch"])
@@ -276,10 +285,19 @@ class _Loop:
         self.cfg, self.model, self.opt, self.sampler = cfg, model, opt, sampler
         self.val_images, self.device, self.ckpt_path, self.log = val_images, device, ckpt_path, log
         self.adversary = adversary
+        self.last_consistency: torch.Tensor | None = None
         self.autocast = cfg.amp and device.type in ("cpu", "cuda")  # check_amp has refused the rest
 
-    def step(self, step: int, progress: float, lr_img: torch.Tensor, hr_img: torch.Tensor) -> torch.Tensor:
-        """One optimiser step on one batch; returns the loss."""
+    def step(
+        self,
+        step: int,
+        progress: float,
+        lr_img: torch.Tensor,
+        hr_img: torch.Tensor,
+        twin_index: torch.Tensor | None = None,
+        twin_lr: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One optimiser step on one batch (and the twins' second frames, if any); returns the loss."""
         cfg = self.cfg
         for group in self.opt.param_groups:
             group["lr"] = _lr_at(cfg, step, progress)
@@ -291,6 +309,11 @@ class _Loop:
         loss = pixel_loss(cfg.loss, pred.float(), hr_img)
         if self.adversary is not None:
             loss = loss + self.adversary.generator_loss(pred.float(), hr_img)
+        if cfg.consistency and twin_index is not None and len(twin_index):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                twin = self.model(twin_lr)
+            self.last_consistency = (pred[twin_index].float() - twin.float()).abs().mean()
+            loss = loss + cfg.consistency * self.last_consistency
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -326,6 +349,8 @@ class _Loop:
                     entry["pairs_per_step"] = round((sampler.pool.made - made0) / (step - start), 2)
                 if self.adversary is not None:
                     entry.update({k: round(v, 4) for k, v in self.adversary.last.items()})
+                if self.last_consistency is not None:
+                    entry["consistency"] = round(float(self.last_consistency.detach()), 5)
                 if self.val_images:  # a GAN run is judged by the weights it releases: the EMA
                     judged = self.adversary.ema.net if self.adversary is not None else self.model
                     scores = validate(judged, cfg, self.val_images, self.device)

@@ -84,9 +84,36 @@ class RealDegradation:
     x264_crf: Range = (18, 40)
     mpeg_qscale: Range = (2, 12)
     sequence: int = 4  # frames of each inter-coded sequence (the last one, a P/B-frame, is kept)
+    twin_grain: Range = (1.0, 4.0)  # temporal grain σ (0..255) of each frame of a twin pair's still
 
     def degrade(self, hr: np.ndarray, scale: int, rng: Rng) -> tuple[np.ndarray, list[str]]:
         """(H, W, 3) uint8 HR → (H/scale, W/scale, 3) uint8 LR, and the steps taken (for previews)."""
+        lr, steps, pristine = self._before_codec(hr, scale, rng)
+        return (lr, steps) if pristine else self._codec(lr, rng, steps)
+
+    def twins(self, hr: np.ndarray, scale: int, rng: Rng) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Two LR versions of one HR, as a still scene differs from one keyframe to the next in a video:
+        the same damage up to the codec, then two frames of their own temporal grain (Gaussian, σ drawn
+        from `twin_grain`), each coded as a keyframe by one draw of a video codec (x264, MPEG-2 or MPEG-4
+        ASP by their weights). Within a GOP a still's predicted frames come out as skips, identical to the
+        keyframe (measured: x264 at CRF 24 with σ 3 grain), so the pumping from keyframe to keyframe is what
+        flickers. What a temporal consistency loss compares; the flicker protocol measures the same."""
+        lr, steps, pristine = self._before_codec(hr, scale, rng)
+        if pristine:
+            return lr, lr, steps
+        video = np.asarray(self.codec_weights[1:4], dtype=np.float64)
+        kind = str(rng.choice(["x264", "mpeg2", "mpeg4"], p=video / video.sum()))
+        codec, options, label = self._video_options(kind, rng)
+        grain = rng.uniform(*self.twin_grain)
+        a, b = (
+            code_frames([np.clip(lr + rng.normal(0, grain, lr.shape), 0, 255).round().astype(np.uint8)],
+                        codec, options)[0]
+            for _ in range(2)
+        )  # fmt: skip
+        return a, b, [*steps, f"{label} twins, grain {grain:.1f}"]
+
+    def _before_codec(self, hr: np.ndarray, scale: int, rng: Rng) -> tuple[np.ndarray, list[str], bool]:
+        """Every step but the codec: (LR, steps, whether the sample is pristine and takes no codec)."""
         h, w = hr.shape[:2]
         out_h, out_w = h // scale, w // scale
         x, steps = hr.astype(np.float32) / 255.0, []
@@ -105,13 +132,13 @@ class RealDegradation:
         x = _resize(x, out_w, out_h, mode)
         lr = np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
         if pristine:  # nothing after the downscale either
-            return lr, steps
+            return lr, steps, True
         if rng.random() < self.chroma_bleed_prob:
             px = rng.uniform(*self.chroma_bleed_px)
             lr, steps = chroma_bleed(lr, px), [*steps, f"bleed {px:.1f}"]
         elif rng.random() < self.chroma_420_prob:
             lr, steps = yuv420_round_trip(lr), [*steps, "4:2:0"]
-        return self._codec(lr, rng, steps)
+        return lr, steps, False
 
     def _order(self, x: np.ndarray, rng: Rng, steps: list[str], sigma: Range, noise: Range) -> np.ndarray:
         if rng.random() < self.blur_prob:
@@ -163,6 +190,12 @@ class RealDegradation:
             return jpeg(lr, q), [*steps, f"jpeg q{q}"]
         if kind == "none":
             return lr, steps
+        codec, options, label = self._video_options(kind, rng)
+        shift = rng.integers(-2, 3, size=2)
+        return inter_coded(lr, codec, options, self.sequence, (int(shift[0]), int(shift[1]))), [*steps, label]
+
+    def _video_options(self, kind: str, rng: Rng) -> tuple[str, dict[str, str], str]:
+        """The encoder, its options and a label for one draw of a video codec."""
         if kind == "x264":
             crf = int(rng.integers(self.x264_crf[0], self.x264_crf[1] + 1))
             options = {"crf": str(crf), "preset": str(rng.choice(["veryfast", "medium"])), "bf": "2"}
@@ -171,9 +204,7 @@ class RealDegradation:
             q = int(rng.integers(self.mpeg_qscale[0], self.mpeg_qscale[1] + 1))
             options = {"qmin": str(q), "qmax": str(q), "bf": "2", "g": "12"}
             label = f"{kind} q{q}"
-        codec = {"x264": "libx264", "mpeg2": "mpeg2video", "mpeg4": "mpeg4"}[kind]
-        shift = rng.integers(-2, 3, size=2)
-        return inter_coded(lr, codec, options, self.sequence, (int(shift[0]), int(shift[1]))), [*steps, label]
+        return {"x264": "libx264", "mpeg2": "mpeg2video", "mpeg4": "mpeg4"}[kind], options, label
 
 
 def _normalised(weights: tuple[float, ...]) -> np.ndarray:
@@ -264,29 +295,43 @@ def inter_coded(
     The clip pans towards `rgb` by `shift` pixels a frame (edge-padded), so the kept frame is predicted
     from its predecessors as in real footage, not coded alone as an intra picture.
     """
+    return coded_sequence(rgb, codec, options, frames, shift)[-1]
+
+
+def coded_sequence(
+    rgb: np.ndarray, codec: str, options: dict[str, str], frames: int, shift: tuple[int, int]
+) -> list[np.ndarray]:
+    """Every decoded frame, in presentation order, of the panned clip `inter_coded` makes."""
     h, w = rgb.shape[:2]
     pad = max(abs(shift[0]), abs(shift[1])) * frames
     padded = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-    even = _even(rgb)
-    eh, ew = even.shape[:2]
+    pictures = []
+    for i in range(frames):
+        back = frames - 1 - i  # frames before the last sit `back` steps along the pan
+        dy, dx = pad + back * shift[0], pad + back * shift[1]
+        pictures.append(np.ascontiguousarray(padded[dy : dy + h, dx : dx + w]))
+    return code_frames(pictures, codec, options)
+
+
+def code_frames(pictures: list[np.ndarray], codec: str, options: dict[str, str]) -> list[np.ndarray]:
+    """RGB pictures of one size through a real video encoder and decoder, as one clip at 25 fps."""
+    h, w = pictures[0].shape[:2]
+    eh, ew = _even(pictures[0]).shape[:2]
     ctx = av.CodecContext.create(codec, "w")
     ctx.width, ctx.height, ctx.pix_fmt = ew, eh, "yuv420p"
     ctx.time_base = Fraction(1, 25)
     ctx.framerate = Fraction(25)
     ctx.options = options
     packets = []
-    for i in range(frames):
-        back = frames - 1 - i  # frames before the last sit `back` steps along the pan
-        dy, dx = pad + back * shift[0], pad + back * shift[1]
-        picture = _even(np.ascontiguousarray(padded[dy : dy + h, dx : dx + w]))
-        frame = _frame(picture, "yuv420p")
+    for i, picture in enumerate(pictures):
+        frame = _frame(_even(picture), "yuv420p")
         frame.pts = i
         packets += ctx.encode(frame)
     packets += ctx.encode(None)
     decoder = av.CodecContext.create({"libx264": "h264"}.get(codec, codec), "r")
     decoded = [f for p in packets for f in decoder.decode(p)] + list(decoder.decode(None))
-    last = max(decoded, key=lambda f: f.pts if f.pts is not None else -1)
-    return np.ascontiguousarray(_rgb(last)[:h, :w])
+    decoded.sort(key=lambda f: f.pts if f.pts is not None else -1)
+    return [np.ascontiguousarray(_rgb(f)[:h, :w]) for f in decoded]
 
 
 _local = threading.local()

@@ -98,6 +98,8 @@ def _training_command(config: dict[str, Any]) -> str:
         parts.append(f"--pool {config.get('pool') or 2048}")
         if config.get("fresh") is not None:
             parts.append(f"--fresh {config['fresh']}")
+        if config.get("consistency"):
+            parts.append(f"--consistency {config['consistency']}")
     parts.append(f"--jitter {config['augment']['jitter_prob']}")
     if config.get("amp"):
         parts.append("--amp")
