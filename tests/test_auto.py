@@ -57,6 +57,22 @@ def test_assess_reads_the_h264_quantiser_and_it_rises_with_the_crf() -> None:
     assert found[0].codec == "h264" and found[0].bpp is not None and found[0].frames == 1 and found[0].intra
 
 
+def test_softness_rises_with_blur_and_assess_reports_it() -> None:
+    from vsr.degradations import gaussian_blur
+    from vsr.media.assess import softness
+
+    texture = np.clip(_smooth() + np.random.default_rng(2).normal(0, 20, (256, 320)), 0, 255)
+    sharp = texture.round().astype(np.uint8)
+    readings = [softness(gaussian_blur(sharp, s) if s else sharp) for s in (0, 0.7, 1.5, 3.0)]
+    assert readings == sorted(readings) and readings[-1] - readings[0] > 0.3, readings
+    assert softness(np.full((64, 64), 128, np.uint8)) == 1.0  # nothing to see: as soft as it gets
+    frames = [
+        np.repeat(f[..., None], 3, axis=2) for f in (sharp[:96, :128], gaussian_blur(sharp, 2.0)[:96, :128])
+    ]
+    crisp, soft = (assess(io.BytesIO(coded_clip([f], "ffv1", {}))) for f in frames)
+    assert crisp.softness < soft.softness and "softness" in soft.describe()
+
+
 def test_assess_reads_mpeg_qscales_and_finds_no_quantiser_in_lossless_ffv1() -> None:
     mpeg4 = assess(io.BytesIO(coded_clip(_rgb_clip(), "mpeg4", {"qmin": "8", "qmax": "8"})))
     # FFmpeg exports an MPEG-4 Part 2 qscale doubled, on MPEG-2's linear quantiser scale.
@@ -304,7 +320,7 @@ def test_named_model_is_not_measured(
     def refuse(_path: object) -> None:
         raise AssertionError("a named model must not assess the source")
 
-    monkeypatch.setattr(vsr.api, "assess", refuse)
+    monkeypatch.setattr(vsr.api.choice, "assess", refuse)
     fast = vsr.EncodeSettings(preset="ultrafast")
     assert vsr.upscale(sd_mp4.path, tmp_path / "o.mkv", model="espcn-x2", encode=fast).auto is None
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vsr
-from vsr import api
+from vsr.api import frames
 from vsr.backends import Backend
 from vsr.backends.options import OrtOptions, TensorRTOptions, TorchOptions
 from vsr.backends.select import Choice, fallback, max_batch
@@ -38,7 +38,7 @@ def gpu_machine(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             raise ModelError("TensorRT's ONNX parser rejected the graph: UINT8 intermediate tensor")
         return _Nearest(f"{options.name} stub", model.spec.scale)
 
-    monkeypatch.setattr(api, "open_backend", open_backend)
+    monkeypatch.setattr(frames, "open_backend", open_backend)
     return opened
 
 
@@ -115,7 +115,7 @@ def test_a_plan_that_fails_for_the_jobs_shapes_sends_the_job_to_torch(
         opened.append(options.name)
         return _DeviceNearest(f"{options.name} stub", model.spec.scale, fail=options.name == "tensorrt")
 
-    monkeypatch.setattr(api, "open_backend", open_backend)
+    monkeypatch.setattr(frames, "open_backend", open_backend)
     clip = mf.make_clip(tmp_path / "in.mkv", frames=5, width=64, height=48)
     said: list[str] = []
     result = vsr.upscale(clip.path, tmp_path / "out.mkv", model="espcn-x2", log=said.append)
