@@ -28,6 +28,27 @@ from vsr.models.artefacts import imported_models, shipped_models  # noqa: E402
 from vsr.train.silicon import describe  # noqa: E402
 
 SETS = {"Set5": "sr-eval/Set5", "Vid4": "video-eval/Vid4"}
+COLUMNS = {"psnr": ("PSNR", 2), "ssim": ("SSIM", 4), "vmaf": ("VMAF", 2), "vmaf_neg": ("VMAF NEG", 2),
+           "erqa": ("ERQA", 4)}  # fmt: skip
+
+
+def markdown(records: list[dict]) -> str:
+    """The README's tables: one per set and scale, a row per model and level."""
+    out = []
+    tables = [t for r in records for t in r["tables"]]
+    for key in dict.fromkeys((t["set"], t["scale"]) for t in tables):
+        rows = [t for t in tables if (t["set"], t["scale"]) == key]
+        out.append(f"| {key[0]} ×{key[1]} | level | " + " | ".join(c for c, _ in COLUMNS.values()) + " |")
+        out.append("|---|---|" + "---|" * len(COLUMNS))
+        for t in rows:
+            level = t["level"].replace("h264:crf=", "x264 CRF ")
+            for model, m in t["means"].items():
+                cells = " | ".join(f"{m[k]:.{d}f}" for k, (_, d) in COLUMNS.items())
+                out.append(f"| {model} | {level} | {cells} |")
+        out.append("")
+    return "\n".join(out)
+
+
 METRICS = ("vmaf", "vmaf_neg", "erqa")
 
 
@@ -41,7 +62,11 @@ def main() -> None:
     parser.add_argument("--models", default="", help="only these shipped models (default: all of the scale)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/quality_table.json")
+    parser.add_argument("--render", type=Path, nargs="+", help="print these results as markdown and stop")
     args = parser.parse_args()
+    if args.render:
+        print(markdown([json.loads(p.read_text()) for p in args.render]))
+        return
     imported = imported_models()
     peers = [p for p in args.peers.split(",") if p in imported]
     record: dict = {"machine": describe(), "runtime": "openvino fp32", "tables": []}

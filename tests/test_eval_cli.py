@@ -116,6 +116,21 @@ def test_damage_specs_parse_and_refuse() -> None:
             Damage.parse(bad)
 
 
+def test_tape_is_a_soft_noisy_source_on_dvd_mpeg2() -> None:
+    from vsr.degradations import TAPE_BLUR, Damage
+
+    tape = Damage.parse("tape")
+    assert tape.blur == TAPE_BLUR and tape.apply is not None
+    frames = [np.roll(_smooth(), 2 * k, axis=1) for k in range(6)]
+    coded = tape.sequence(frames)
+    assert len(coded) == 6 and coded[0].shape == frames[0].shape
+    errors = [psnr(c, f) for c, f in zip(coded, frames, strict=True)]
+    assert all(25 < e < 40 for e in errors), errors  # noise σ 5 and MPEG-2: damaged, still the picture
+    assert not np.array_equal(coded[1] - frames[1], coded[2] - frames[2])  # each frame its own noise
+    still = tape.apply(frames[0], 0)  # type: ignore[misc]
+    assert still.shape == frames[0].shape and 25 < psnr(still, frames[0]) < 40
+
+
 def test_a_soft_source_is_blurred_before_the_downscale_as_matlab_does() -> None:
     from vsr.degradations import Damage, gaussian_blur
     from vsr.evaluate import bicubic_predictor, evaluate_sr, mean_scores

@@ -79,6 +79,25 @@ def decode_clip(data: bytes) -> list[np.ndarray]:
         return [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
 
 
+# A soft tape-like source ("tape"): an analogue transfer's softness and noise, then a DVD's MPEG-2. The HR is
+# blurred by σ 1.5 before the downscale; the LR gets Gaussian noise of σ 5 (each frame its own) and is
+# coded by MPEG-2 at a fixed qscale of 6 (DVD bit rates put SD material at qscale 3-8), GOP 12, 2 B-frames.
+TAPE_BLUR, TAPE_NOISE, TAPE_QSCALE = 1.5, 5.0, 6
+
+
+def mpeg2_sequence(frames: list[np.ndarray], qscale: int) -> list[np.ndarray]:
+    """Round-trip RGB uint8 frames through MPEG-2 at a fixed qscale (GOP 12, 2 B-frames, 4:2:0)."""
+    h, w = frames[0].shape[:2]
+    options = {"qmin": str(qscale), "qmax": str(qscale), "g": "12", "bf": "2"}
+    return [f[:h, :w] for f in decode_clip(coded_clip(frames, "mpeg2video", options))]
+
+
+def tape_sequence(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The LR frames of a tape-like source: each frame's noise (seeded by its index), one MPEG-2 stream."""
+    noisy = [add_gaussian_noise(f, TAPE_NOISE, k) for k, f in enumerate(frames)]
+    return mpeg2_sequence(noisy, TAPE_QSCALE)
+
+
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     """`img` (uint8, (H, W) or (H, W, C)) blurred by a Gaussian of `sigma` pixels as MATLAB's imgaussfilt
     does by default (a 2·ceil(2σ)+1 kernel, edges replicated), rounded back to uint8: the soft source that
@@ -93,6 +112,11 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
         padded = np.pad(x, pad, mode="edge")
         x = sum(w * np.take(padded, range(k, k + img.shape[axis]), axis=axis) for k, w in enumerate(taps))
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def _tape_still(img: np.ndarray, index: int) -> np.ndarray:
+    """One still as a tape-like source: its noise seeded by its index, coded as an MPEG-2 keyframe."""
+    return mpeg2_sequence([add_gaussian_noise(img, TAPE_NOISE, index)], TAPE_QSCALE)[0]
 
 
 def jpeg_degrade(quality: int) -> Callable[[np.ndarray, int], np.ndarray]:
@@ -113,7 +137,8 @@ def h264_degrade(crf: int) -> Callable[[np.ndarray, int], np.ndarray]:
 @dataclass(frozen=True)
 class Damage:
     """A named degradation of an image, as `vsr eval --degrade` takes it: "clean", "h264:crf=28",
-    "jpeg:q=30", "noise:sigma=15", each optionally after a soft source, "blur:sigma=1.0,h264:crf=23"."""
+    "jpeg:q=30", "noise:sigma=15", each optionally after a soft source, "blur:sigma=1.0,h264:crf=23";
+    or "tape", a soft tape-like source on DVD (TAPE_BLUR, TAPE_NOISE, TAPE_QSCALE)."""
 
     spec: str
     apply: Callable[[np.ndarray, int], np.ndarray] | None  # (LR image, index) → degraded; None: clean
@@ -128,6 +153,8 @@ class Damage:
         each frame alone (noise seeded by the frame's index)."""
         if self.apply is None:
             return frames
+        if self.spec == "tape":
+            return tape_sequence(frames)
         if (last := self.spec.rsplit(",", 1)[-1]).startswith("h264:"):
             return h264_sequence(frames, int(last.partition("=")[2]))
         return [self.apply(f, i) for i, f in enumerate(frames)]
@@ -135,6 +162,8 @@ class Damage:
     @classmethod
     def parse(cls, spec: str) -> Damage:
         """The degradation a spec names; UsageError listing the forms otherwise."""
+        if spec == "tape":
+            return cls(spec, _tape_still, TAPE_BLUR)
         first, _, rest = spec.partition(",")
         if first.startswith("blur:"):
             blur = cls._one(first)
@@ -157,7 +186,7 @@ class Damage:
         if kind not in kinds or key != kinds[kind][0]:
             raise UsageError(
                 f"unknown degradation {spec!r}; use clean, h264:crf=N, jpeg:q=N or noise:sigma=N, "
-                "optionally after blur:sigma=S (blur:sigma=1.0,h264:crf=23)"
+                "optionally after blur:sigma=S (blur:sigma=1.0,h264:crf=23), or tape"
             )
         _, low, high, make = kinds[kind]
         try:
