@@ -68,6 +68,10 @@ def test_resuming_with_another_schedule_is_refused(tmp_path: Path) -> None:
     train(cfg, log=lambda _: None)
     with pytest.raises(UsageError, match=r"lr 0.001 → 0.0005"):
         train(_config(tmp_path, "run", steps=8, lr=5e-4), resume=True, log=lambda _: None)
+    # A run saved before an option existed resumes: the option had its default then.
+    saved = json.loads((cfg.out / "config.json").read_text())
+    del saved["consistency"]
+    (cfg.out / "config.json").write_text(json.dumps(saved))
     # A longer schedule is a deliberate choice and goes on.
     train(_config(tmp_path, "run", steps=6), resume=True, log=lambda _: None)
     assert torch.load(cfg.out / "checkpoint.pt", weights_only=True)["step"] == 6

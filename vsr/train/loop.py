@@ -147,7 +147,9 @@ TWIN_SHARE = 0.25  # of the pool's pairs, when a run trains temporal consistency
 def _check_resumable(cfg: TrainConfig, saved: Path) -> None:
     """Refuse to resume a run whose schedule the command would change (a typo would silently fork it)."""
     old, new = json.loads(saved.read_text()), cfg.to_json()
-    changed = [k for k in _SCHEDULE_KEYS if old.get(k) != new.get(k)]
+    # A key the saved run predates had its default then (an option added since, such as consistency).
+    defaults = {k: TrainConfig.__dataclass_fields__[k].default for k in _SCHEDULE_KEYS}
+    changed = [k for k in _SCHEDULE_KEYS if old.get(k, defaults[k]) != new.get(k)]
     if changed:
         diff = ", ".join(f"{k} {old.get(k)} → {new.get(k)}" for k in changed)
         raise UsageError(f"--resume: {cfg.out} was trained with another schedule ({diff})")
