@@ -33,9 +33,13 @@ COLUMNS = {"psnr": ("PSNR", 2), "ssim": ("SSIM", 4), "vmaf": ("VMAF", 2), "vmaf_
 
 
 def markdown(records: list[dict]) -> str:
-    """The README's tables: one per set and scale, a row per model and level."""
-    out = []
-    tables = [t for r in records for t in r["tables"]]
+    """The README's tables: one per set and scale, a row per model and level (bicubic, measured in every
+    run on the same LR, appears once)."""
+    out, merged = [], {}
+    for t in (t for r in records for t in r["tables"]):  # runs of other models on the same protocol join
+        key = (t["set"], t["scale"], t["level"])
+        merged.setdefault(key, {**t, "means": {}})["means"].update(t["means"])
+    tables = list(merged.values())
     for key in dict.fromkeys((t["set"], t["scale"]) for t in tables):
         rows = [t for t in tables if (t["set"], t["scale"]) == key]
         out.append(f"| {key[0]} ×{key[1]} | level | " + " | ".join(c for c, _ in COLUMNS.values()) + " |")
