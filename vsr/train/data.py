@@ -155,11 +155,13 @@ class PatchSampler:
             return torch.from_numpy(a).to(self.device).permute(0, 3, 1, 2).float() / 255
 
         state = self.generator.get_state()
-        lrs = augment(torch.cat([tensor(lr), tensor(lr2)], dim=1), geo, self.generator)
+        # The twins' LR rides along as three more channels, so it gets the same flips and turns.
+        both = torch.cat([tensor(lr), tensor(lr2)], dim=1) if pool.twins > 0 else tensor(lr)
+        lrs = augment(both, geo, self.generator)
         self.generator.set_state(state)  # replay the same draws on the HR batch
         hr_t = augment(tensor(hr), geo, self.generator)
         if pool.twins <= 0:
-            return lrs[:, :3], hr_t
+            return lrs, hr_t
         index = torch.from_numpy(np.flatnonzero(twin)).to(self.device)
         return lrs[:, :3], hr_t, index, lrs[index, 3:]
 
