@@ -16,7 +16,8 @@
 #            trains for MINUTES (its schedule counts steps, so a sitting only decides where it pauses),
 #            checkpoints, and, with COMMIT=1, commits train/runs alone (`git commit -- train/runs`).
 #            Both cores: 2 torch threads, the degradation producer capped at 0.5 new pairs per pair
-#            trained on (bench/results/train_speed.json: 1.62x one thread beside an unbounded producer).
+#            trained on (bench/results/train_speed.json: 1.62x one thread beside an unbounded producer);
+#            bf16 autocast where the CPU has AMX or AVX-512-BF16.
 set -u
 # `make` installs vsr into .venv: use it when the caller has not put it on PATH.
 PATH="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin:$PATH"
@@ -47,9 +48,15 @@ elif [ "$stage" = sitting ]; then
   minutes=${4:?MINUTES: how long this sitting trains}
   long=(--data "$data/sr-train/DIV2K-crops" --data "$data/sr-train/BSD400" --val-data "$data/sr-eval/Set5"
         --val-every 500 --batch 16 --threads 2 --fresh 0.5 --resume --sitting-minutes "$minutes")
-  # The runs, in order; each line: NAME STEPS OPTIONS... (the schedule: never edit a started run's line).
+  # bf16 autocast + NHWC where the CPU computes bf16 natively (1.84x on AVX-512-BF16 at 2 threads,
+  # bench/results/train_speed_avx512bf16.json); not a schedule key, so a run may change machines.
+  if python -c "import sys; from vsr.train.silicon import cpu_bf16; sys.exit(cpu_bf16() is None)"; then
+    long+=(--amp --channels-last)
+  fi
+  # The runs, in order; each line: NAME STEPS OPTIONS... (the schedule: never edit a started run's line;
+  # a shipped run's line goes with its folder). Shipped: real-compact-x2 20000 --patch 96 --lr 2e-4
+  # --init engines/compact-x2.safetensors (engines/manifest.json has its command).
   runs=(
-    "real-compact-x2 20000 --patch 96 --lr 2e-4 --init engines/compact-x2.safetensors"
     "real-compact-x4 15000 --patch 128 --lr 2e-4 --init engines/compact-x4.safetensors"
     "real-espcn-x2 10000 --patch 96 --lr 5e-4 --init engines/espcn-x2.safetensors"
   )

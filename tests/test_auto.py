@@ -23,12 +23,20 @@ from vsr.media.assess import assess, noise_sigma
 from vsr.metrics import luma, modcrop, psnr, shave
 from vsr.models import auto
 from vsr.models.artefacts import load_manifest, shipped_models
-from vsr.train.calibrate import CLIP_FRAMES, LEVELS, SCALES, chain_predictor, decoded, source_file
+from vsr.train.calibrate import (
+    CLIP_FRAMES,
+    SCALES,
+    chain_predictor,
+    decoded,
+    graph_hashes,
+    levels_of,
+    source_file,
+)
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 MODELS = shipped_models()
 CALIBRATION = load_manifest().get("auto", {})
-LABELS = {f"{level} on {source}" for level, source in LEVELS}
+LABELS = {f"{level} on {source}" for scale in SCALES for level, source in levels_of(scale)}
 
 
 def _smooth(h: int = 256, w: int = 320) -> np.ndarray:
@@ -110,20 +118,57 @@ def test_assess_refuses_what_is_not_a_video(tmp_path: Path) -> None:
 
 def test_calibration_sources_are_exactly_the_protocol_damage() -> None:
     lr = _rgb_clip()[0][:45, :63]  # odd sizes: the coded file is even, the frame is cut back
-    for level in ("clean", "noise:sigma=15", "h264:crf=28"):
+    for level in (
+        "clean",
+        "noise:sigma=15",
+        "h264:crf=28",
+        "mpeg2:q=6",
+        "mpeg4:q=8",
+        "blur:sigma=1.0,h264:crf=23",
+    ):
         damage = Damage.parse(level)
         expected = lr if damage.apply is None else damage.apply(lr, 3)
         assert np.array_equal(decoded(source_file(level, [lr], 3), lr)[0], expected)
 
 
+def test_every_sharp_level_a_soft_twin_names_is_calibrated() -> None:
+    for scale in SCALES:
+        found = levels_of(scale)
+        soft = [(lv, src) for lv, src in found if lv.startswith("blur:")]
+        assert soft and all(lv.startswith(f"blur:sigma={scale / 2:.1f}") for lv, _src in soft)
+        for lv, src in soft:
+            twin = auto.Level(lv, src, None, None, True, 0.0, {}, 0.0)
+            assert (twin.sharp, src) in found
+
+
+def test_calibration_measures_only_the_cells_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vsr.train import calibrate
+
+    rows = CALIBRATION["scales"]["3"]
+    hashes = graph_hashes(MODELS)
+    # The shipped table, every graph as measured: nothing to run, no file to make.
+    monkeypatch.setattr(calibrate, "_files", lambda *a: pytest.fail(f"made files for {a[:2]}"))
+    known = calibrate._still_valid(rows, hashes, hashes)
+    assert calibrate.calibrate_scale(3, [], [], MODELS, OpenVinoOptions(), known) == rows
+    # espcn-x3's graph changed since: its chains' cells go (and only those), to be measured again.
+    changed = calibrate._still_valid(rows, {**hashes, "espcn-x3": "0" * 64}, hashes)
+    assert all(set(r["psnr"]) == set() for r in changed.values())  # every ×3 chain runs espcn-x3
+    other = calibrate._still_valid(CALIBRATION["scales"]["2"], {**hashes, "vdsr-x2": "0" * 64}, hashes)
+    for row in other.values():
+        assert "vdsr-x2" not in row["psnr"] and "dncnn-color → vdsr-x2" not in row["psnr"]
+        assert "compact-x2" in row["psnr"]
+
+
 # --- the choice, on a calibration table written here --------------------------------------------------
 
 
-def _row(level: str, qp: float | None, noise: float, psnr_by: dict[str, float]) -> dict[str, object]:
+def _row(
+    level: str, qp: float | None, noise: float, psnr_by: dict[str, float], softness: float = 0.25
+) -> dict[str, object]:
     coded = qp is not None
     source, scale = ("clips", "h264") if coded else ("stills", None)
     return {"level": level, "source": source, "qp": qp, "intra": not coded, "qp_scale": scale,
-            "noise": noise, "psnr": psnr_by, "bicubic": 30.0}  # fmt: skip
+            "noise": noise, "psnr": psnr_by, "bicubic": 30.0, "softness": softness}  # fmt: skip
 
 
 TABLE = {
@@ -150,6 +195,9 @@ TABLE = {
                 0.5,
                 {"compact-x2": 31.0, "espcn-x2": 31.0, "dncnn-color → compact-x2": 32.0},
             ),
+            # Soft twins: the blurred source is low in noise like the clean one, and wants another chain.
+            _row("blur:sigma=1.0", None, 1.0, {"compact-x2": 31.0, "espcn-x2": 30.0}, softness=0.45),
+            _row("blur:sigma=1.0,h264:crf=18", 25.0, 2.0, {"compact-x2": 30.0, "espcn-x2": 31.0}, 0.40),
         ]
     }
 }
@@ -182,6 +230,13 @@ def test_choice_follows_the_noise_without_a_calibrated_quantiser() -> None:
     )
 
 
+def test_a_soft_twin_is_calibrated_but_never_matched() -> None:
+    # Noise 1.0 is nearest the blurred row's (a blurred source reads low in noise), yet it is clean's; a
+    # quantiser of 25 is nearest the soft coded row's, yet it goes to its sharp twin.
+    assert _choose(noise=1.0).level == "clean on stills"
+    assert _choose(qp=25.0, qp_scale="h264").level == "h264:crf=18 on clips"
+
+
 def test_choice_takes_the_cheapest_chain_within_the_tolerance() -> None:
     # On "clean", espcn-x2 is 0.05 dB below compact-x2 at an eighth of the compute: it wins.
     assert _choose(noise=2.0).candidate == auto.Candidate("espcn-x2")
@@ -197,11 +252,16 @@ def test_choice_without_a_calibration_for_the_scale_is_a_model_error() -> None:
 
 def test_shipped_calibration_covers_every_scale_and_level_with_shipped_chains() -> None:
     assert sorted(CALIBRATION["scales"]) == sorted(str(s) for s in SCALES)
+    hashes = graph_hashes(MODELS)
     for scale, rows in CALIBRATION["scales"].items():
-        assert [(r["level"], r["source"]) for r in rows] == list(LEVELS)
-        expected = {c.label for c in auto.candidates(int(scale), SCALES[int(scale)] or "", MODELS)}
+        assert [(r["level"], r["source"]) for r in rows] == levels_of(int(scale))
+        chains = auto.candidates(int(scale), SCALES[int(scale)] or "", MODELS)
         for row in rows:
-            assert set(row["psnr"]) == expected, (scale, row["level"])
+            assert set(row["psnr"]) == {c.label for c in chains}, (scale, row["level"])
+            assert 0 < row["softness"] < 1
+        # Every cell was measured with the graphs shipped now.
+        for name in {n for c in chains for n in c.names}:
+            assert CALIBRATION["hashes"][scale][name] == hashes[name], (scale, name)
 
 
 # --- the API and the CLI ------------------------------------------------------------------------------
@@ -289,7 +349,8 @@ def _chain_scores(
 @pytest.mark.parametrize(
     ("level", "source"),
     [("clean", "stills"), ("noise:sigma=15", "stills"), ("h264:crf=23", "stills"), ("h264:crf=28", "stills"),
-     ("h264:crf=33", "stills"), ("h264:crf=28", "clips")],
+     ("h264:crf=33", "stills"), ("h264:crf=28", "clips"), ("blur:sigma=1.0,h264:crf=23", "stills"),
+     ("mpeg2:q=6", "clips"), ("blur:sigma=1.0,mpeg2:q=6", "clips")],
 )  # fmt: skip
 def test_auto_is_within_0_2_db_of_the_best_shipped_chain(level: str, source: str) -> None:
     # Stills: Set5, each image a file of its own. Clips: the first 8 frames of two Vid4 clips, inter-coded.
@@ -300,7 +361,8 @@ def test_auto_is_within_0_2_db_of_the_best_shipped_chain(level: str, source: str
     else:
         clips = load_eval_clips(DATA / "video-eval" / "Vid4")[:2]
         hrs = [[modcrop(f, 2) for f in frames[:CLIP_FRAMES]] for _n, frames in clips]
-    sources = [source_file(level, [imresize(f, 0.5) for f in hr], k) for k, hr in enumerate(hrs)]
+    soften = Damage.parse(level).soften
+    sources = [source_file(level, [imresize(soften(f), 0.5) for f in hr], k) for k, hr in enumerate(hrs)]
     lrs = [decoded(src, imresize(hr[0], 0.5)) for src, hr in zip(sources, hrs, strict=True)]
     scores = _chain_scores(auto.candidates(2, "", MODELS), lrs, hrs)
     picked = []
@@ -353,7 +415,9 @@ def test_probe_assess_shows_the_damage_and_the_choice_per_scale(
     ("argv", "message"),
     [
         (["--model", "espcn-x2", "--calibrate-auto"], "use --model all"),
-        (["--model", "all", "--damage-only"], "--damage-only is a mode of --calibrate-auto"),
+        (["--model", "all", "--damage-only"], "are options of --calibrate-auto"),
+        (["--model", "all", "--scale", "2"], "are options of --calibrate-auto"),
+        (["--model", "all", "--calibrate-auto", "--scale", "5"], "--scale 5: auto is calibrated for"),
     ],
 )
 def test_export_refuses_calibration_flags_out_of_place(

@@ -97,12 +97,15 @@ def test_damage_specs_parse_and_refuse() -> None:
 
     img = _smooth()
     assert Damage.parse("clean").apply is None
-    for spec in ("h264:crf=28", "jpeg:q=30", "noise:sigma=10"):
+    for spec in ("h264:crf=28", "mpeg2:q=6", "mpeg4:q=8", "jpeg:q=30", "noise:sigma=10"):
         damaged = Damage.parse(spec).apply(img, 0)  # type: ignore[misc]
         assert damaged.shape == img.shape and 20 < psnr(damaged, img) < 60, spec
     bads = (
         "h264",
         "h264:q=28",
+        "mpeg2:q=0",
+        "mpeg4:q=32",
+        "mpeg2:crf=6",
         "jpeg:q=0",
         "noise:sigma=x",
         "blur:sigma=0",
@@ -114,6 +117,29 @@ def test_damage_specs_parse_and_refuse() -> None:
     for bad in bads:
         with pytest.raises(UsageError):
             Damage.parse(bad)
+
+
+def test_mpeg_damage_codes_one_stream_at_the_qscale_it_names() -> None:
+    import io
+
+    from vsr.degradations import Damage, codec_file
+    from vsr.media.assess import assess
+
+    frames = [np.roll(_smooth(), 3 * k, axis=1) for k in range(5)]
+    for kind, q in (("mpeg2", 6), ("mpeg4", 10)):
+        damage = Damage.parse(f"{kind}:q={q}")
+        assert damage.codec == (kind, q)
+        measured = assess(io.BytesIO(codec_file(frames, kind, q)))
+        assert (measured.codec, measured.qp_scale, measured.qp) == (
+            {"mpeg2": "mpeg2video", "mpeg4": "mpeg4"}[kind],
+            "mpeg",
+            2 * q,
+        )  # FFmpeg exports the qscale doubled, on MPEG-2's scale
+        assert not measured.intra  # a GOP of 12 with B-frames, as DVDs are authored
+        coded = damage.sequence(frames)
+        assert len(coded) == 5 and all(25 < psnr(c, f) < 60 for c, f in zip(coded, frames, strict=True))
+    assert Damage.parse("blur:sigma=1.0,mpeg2:q=4").codec == ("mpeg2", 4)
+    assert Damage.parse("noise:sigma=5").codec is None and Damage.parse("tape").codec is None
 
 
 def test_tape_is_a_soft_noisy_source_on_dvd_mpeg2() -> None:

@@ -1,4 +1,4 @@
-"""Degradations of clean RGB images: Gaussian noise, real JPEG and real H.264 compression.
+"""Degradations of clean RGB images: blur, Gaussian noise, real JPEG, H.264, MPEG-2 and MPEG-4 Part 2.
 
 Evaluation scores a restorer on them and training learns to undo them; numpy, Pillow and PyAV only.
 """
@@ -47,9 +47,30 @@ def h264_sequence(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
     """Round-trip a sequence of RGB uint8 frames through libx264 at `crf` (preset medium, tune psnr, its
     default GOP with B-frames, 4:2:0, BT.601 limited range): after the first, frames are inter-predicted,
     as in any real file."""
+    return codec_sequence(frames, "h264", crf)
+
+
+# The codecs a damage names, with the encoder options of a level: x264's CRF; for the DVD and tape-era
+# codecs (MPEG-2, MPEG-4 Part 2) a fixed qscale (DVD bit rates put SD material at qscale 3-8) in GOPs of
+# 12 with 2 B-frames, as DVD authoring codes them.
+CODECS: dict[str, tuple[str, Callable[[int], dict[str, str]]]] = {
+    "h264": ("libx264", lambda crf: {**H264_OPTIONS, "crf": str(crf)}),
+    "mpeg2": ("mpeg2video", lambda q: {"qmin": str(q), "qmax": str(q), "g": "12", "bf": "2"}),
+    "mpeg4": ("mpeg4", lambda q: {"qmin": str(q), "qmax": str(q), "g": "12", "bf": "2"}),
+}
+
+
+def codec_file(frames: list[np.ndarray], kind: str, level: int) -> bytes:
+    """RGB uint8 frames coded as one stream by the codec `kind` names ("h264", "mpeg2", "mpeg4") at
+    `level` (CRF or qscale): the file itself."""
+    codec, options = CODECS[kind]
+    return coded_clip(frames, codec, options(level))
+
+
+def codec_sequence(frames: list[np.ndarray], kind: str, level: int) -> list[np.ndarray]:
+    """Round-trip RGB uint8 frames through the codec `kind` names at `level`, cut back to their size."""
     h, w = frames[0].shape[:2]
-    coded = coded_clip(frames, "libx264", {**H264_OPTIONS, "crf": str(crf)})
-    return [f[:h, :w] for f in decode_clip(coded)]
+    return [f[:h, :w] for f in decode_clip(codec_file(frames, kind, level))]
 
 
 def coded_clip(
@@ -85,17 +106,10 @@ def decode_clip(data: bytes) -> list[np.ndarray]:
 TAPE_BLUR, TAPE_NOISE, TAPE_QSCALE = 1.5, 5.0, 6
 
 
-def mpeg2_sequence(frames: list[np.ndarray], qscale: int) -> list[np.ndarray]:
-    """Round-trip RGB uint8 frames through MPEG-2 at a fixed qscale (GOP 12, 2 B-frames, 4:2:0)."""
-    h, w = frames[0].shape[:2]
-    options = {"qmin": str(qscale), "qmax": str(qscale), "g": "12", "bf": "2"}
-    return [f[:h, :w] for f in decode_clip(coded_clip(frames, "mpeg2video", options))]
-
-
 def tape_sequence(frames: list[np.ndarray]) -> list[np.ndarray]:
     """The LR frames of a tape-like source: each frame's noise (seeded by its index), one MPEG-2 stream."""
     noisy = [add_gaussian_noise(f, TAPE_NOISE, k) for k, f in enumerate(frames)]
-    return mpeg2_sequence(noisy, TAPE_QSCALE)
+    return codec_sequence(noisy, "mpeg2", TAPE_QSCALE)
 
 
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -116,7 +130,7 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
 
 def _tape_still(img: np.ndarray, index: int) -> np.ndarray:
     """One still as a tape-like source: its noise seeded by its index, coded as an MPEG-2 keyframe."""
-    return mpeg2_sequence([add_gaussian_noise(img, TAPE_NOISE, index)], TAPE_QSCALE)[0]
+    return codec_sequence([add_gaussian_noise(img, TAPE_NOISE, index)], "mpeg2", TAPE_QSCALE)[0]
 
 
 def jpeg_degrade(quality: int) -> Callable[[np.ndarray, int], np.ndarray]:
@@ -134,11 +148,17 @@ def h264_degrade(crf: int) -> Callable[[np.ndarray, int], np.ndarray]:
     return lambda img, _index: h264(img, crf)
 
 
+def codec_degrade(kind: str) -> Callable[[int], Callable[[np.ndarray, int], np.ndarray]]:
+    """A codec's still degradation at a level (one keyframe), in evaluate_denoise's form."""
+    return lambda level: lambda img, _index: codec_sequence([img], kind, level)[0]
+
+
 @dataclass(frozen=True)
 class Damage:
     """A named degradation of an image, as `vsr eval --degrade` takes it: "clean", "h264:crf=28",
-    "jpeg:q=30", "noise:sigma=15", each optionally after a soft source, "blur:sigma=1.0,h264:crf=23";
-    or "tape", a soft tape-like source on DVD (TAPE_BLUR, TAPE_NOISE, TAPE_QSCALE)."""
+    "mpeg2:q=6", "mpeg4:q=8", "jpeg:q=30", "noise:sigma=15", each optionally after a soft source,
+    "blur:sigma=1.0,h264:crf=23"; or "tape", a soft tape-like source on DVD (TAPE_BLUR, TAPE_NOISE,
+    TAPE_QSCALE)."""
 
     spec: str
     apply: Callable[[np.ndarray, int], np.ndarray] | None  # (LR image, index) → degraded; None: clean
@@ -155,9 +175,15 @@ class Damage:
             return frames
         if self.spec == "tape":
             return tape_sequence(frames)
-        if (last := self.spec.rsplit(",", 1)[-1]).startswith("h264:"):
-            return h264_sequence(frames, int(last.partition("=")[2]))
+        if codec := self.codec:
+            return codec_sequence(frames, *codec)
         return [self.apply(f, i) for i, f in enumerate(frames)]
+
+    @property
+    def codec(self) -> tuple[str, int] | None:
+        """("h264", 28) for a damage that ends in a video codec (CODECS) at a level; None otherwise."""
+        kind, _, setting = self.spec.rsplit(",", 1)[-1].partition(":")
+        return (kind, int(setting.partition("=")[2])) if kind in CODECS else None
 
     @classmethod
     def parse(cls, spec: str) -> Damage:
@@ -169,7 +195,9 @@ class Damage:
             blur = cls._one(first)
             lr = cls._one(rest) if rest else cls("clean", None)
             if lr.blur:
-                raise UsageError(f"{spec!r}: one blur, first, then at most one of h264, jpeg or noise")
+                raise UsageError(
+                    f"{spec!r}: one blur, first, then at most one of h264, mpeg2, mpeg4, jpeg or noise"
+                )
             return cls(spec, lr.apply, blur.blur)
         if rest:
             raise UsageError(f"{spec!r}: a blur comes first (blur:sigma=S,h264:crf=N); one damage after it")
@@ -177,7 +205,8 @@ class Damage:
 
     @classmethod
     def _one(cls, spec: str) -> Damage:
-        kinds = {"h264": ("crf", 0, 51, h264_degrade), "jpeg": ("q", 1, 100, jpeg_degrade),
+        kinds = {"h264": ("crf", 0, 51, h264_degrade), "mpeg2": ("q", 1, 31, codec_degrade("mpeg2")),
+                 "mpeg4": ("q", 1, 31, codec_degrade("mpeg4")), "jpeg": ("q", 1, 100, jpeg_degrade),
                  "noise": ("sigma", 0, 255, noise_degrade), "blur": ("sigma", 0.1, 10, None)}  # fmt: skip
         if spec == "clean":
             return cls(spec, None)
@@ -185,8 +214,8 @@ class Damage:
         key, _, value = setting.partition("=")
         if kind not in kinds or key != kinds[kind][0]:
             raise UsageError(
-                f"unknown degradation {spec!r}; use clean, h264:crf=N, jpeg:q=N or noise:sigma=N, "
-                "optionally after blur:sigma=S (blur:sigma=1.0,h264:crf=23), or tape"
+                f"unknown degradation {spec!r}; use clean, h264:crf=N, mpeg2:q=N, mpeg4:q=N, jpeg:q=N or "
+                "noise:sigma=N, optionally after blur:sigma=S (blur:sigma=1.0,h264:crf=23), or tape"
             )
         _, low, high, make = kinds[kind]
         try:

@@ -41,10 +41,10 @@ class AutoDecision:
 def choose_model(
     input: str | Path, *, scale: int = 2, denoise: str | None = None, measured: SourceDamage | None = None
 ) -> AutoDecision:
-    """Measure `input` (quantiser, noise, bits per pixel on a few windows of frames; or take `measured`,
-    an earlier decision's) and pick the shipped chain that the manifest's calibration found best for
-    sources so damaged, at `scale` (see vsr.models.auto). Without a calibration for `scale` it falls back
-    to the default model, and says so."""
+    """Measure `input` (quantiser, noise, softness, bits per pixel on a few windows of frames; or take
+    `measured`, an earlier decision's) and pick the shipped chain that the manifest's calibration found
+    best for sources so damaged, at `scale` (see vsr.models.auto). Without a calibration for `scale` it
+    falls back to the default model, and says so."""
     if scale not in DEFAULT_MODELS:
         raise UsageError(f"no model for scale {scale}; choose one of {sorted(DEFAULT_MODELS)}")
     measured = measured or assess(Path(input))

@@ -35,7 +35,11 @@ def eval_command(
     scale: Annotated[int | None, typer.Option(help="SR factor; must match the model's (default 2).")] = None,
     task: Annotated[choices.Task | None, typer.Option(help="Must match the model's.")] = None,
     degrade: Annotated[
-        str, typer.Option(help="Damage to the LR first: clean, h264:crf=N, jpeg:q=N or noise:sigma=N.")
+        str,
+        typer.Option(
+            help="Damage to the LR first: clean, h264:crf=N, mpeg2:q=N, mpeg4:q=N, jpeg:q=N or "
+            "noise:sigma=N, optionally after blur:sigma=S (blur:sigma=1.0,h264:crf=23); or tape."
+        ),
     ] = "clean",
     sigma: Annotated[float | None, typer.Option(help="Denoise: Gaussian noise σ on 0..255.")] = None,
     jpeg_quality: Annotated[int | None, typer.Option(help="Denoise: JPEG quality (Pillow).")] = None,

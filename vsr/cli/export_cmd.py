@@ -48,6 +48,17 @@ def export_command(
             "of the graphs' interface); scores stay as measured."
         ),
     ] = False,
+    scale: Annotated[
+        list[int] | None,
+        typer.Option(help="With --calibrate-auto: only this scale (repeat for more); default every one."),
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            help="With --calibrate-auto: measure every cell again, not only those the table lacks (new "
+            "levels, new models, models whose graph changed)."
+        ),
+    ] = False,
     damage_only: Annotated[
         bool,
         typer.Option(
@@ -65,13 +76,18 @@ def export_command(
     if calibrate_auto:
         if model != "all":
             raise UsageError("--calibrate-auto weighs every shipped chain: use --model all")
-        from vsr.train.calibrate import calibrate
+        from vsr.train.calibrate import SCALES, calibrate
 
-        table = calibrate(engines, data, log=lambda line: typer.echo(line, err=True), damage_only=damage_only)
+        if unknown := sorted(set(scale or ()) - set(SCALES)):
+            raise UsageError(f"--scale {unknown[0]}: auto is calibrated for {sorted(SCALES)}")
+        table = calibrate(
+            engines, data, scale, log=lambda line: typer.echo(line, err=True), damage_only=damage_only,
+            fresh=fresh,
+        )  # fmt: skip
         typer.echo(json.dumps(table, indent=1, ensure_ascii=False))
         return
-    if damage_only:
-        raise UsageError("--damage-only is a mode of --calibrate-auto")
+    if damage_only or fresh or scale:
+        raise UsageError("--damage-only, --fresh and --scale are options of --calibrate-auto")
     if graphs_only:
         names = list(vsr.api.models(imported=False)) if model == "all" else [model]
         typer.echo(json.dumps(release.export_graphs(names, engines), indent=1))

@@ -145,8 +145,8 @@ def _denoise_table(models: dict[str, dict]) -> Table:
 def _auto_table(scale: int, rows: list[dict]) -> Table:
     """What `--model auto` runs at each calibrated level of one scale, and the best chain there."""
     table = _table(
-        f"--model auto at ×{scale}: Y-PSNR dB on Set5+Set14 sources coded as files, gain on bicubic",
-        ["level", "QP", "noise σ", "bicubic", "auto runs", "best chain"],
+        f"--model auto at ×{scale}: Y-PSNR dB on Set5+Set14 or Vid4 sources coded as files, gain on bicubic",
+        ["level", "QP", "noise σ", "softness", "bicubic", "auto runs", "best chain"],
     )
     for r in rows:
         pick, best = r["auto"], r["best"]
@@ -154,11 +154,13 @@ def _auto_table(scale: int, rows: list[dict]) -> Table:
             r["level"],
             "–" if r["qp"] is None else f"{r['qp']:.1f}",
             f"{r['noise']:.2f}",
+            "–" if r["softness"] is None else f"{r['softness']:.2f}",
             f"{r['bicubic']:.2f}",
             f"{pick} {r['psnr'][pick] - r['bicubic']:+.2f}",
             "same" if best == pick else f"{best} {r['psnr'][best] - r['bicubic']:+.2f}",
         )
     table.caption = (
-        "a source goes to the nearest level: by its quantiser if the stream has one, else by noise"
+        "a source goes to the nearest sharp level (by its quantiser if the stream has one, else by noise), "
+        "then to the nearest in softness among that level and its soft (blurred) twins"
     )
     return table

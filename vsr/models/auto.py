@@ -1,12 +1,18 @@
 """`--model auto`: the shipped chain that measured best on sources damaged like this one.
 
 The manifest's "auto" table (written by `vsr export --calibrate-auto`, see vsr.train.calibrate) holds, per
-scale, levels of the protocol (clean, Gaussian noise, x264 at several CRFs): the damage measured on those
-sources exactly as `vsr.media.assess` measures a user's file, and every candidate chain's Y-PSNR there. A
-source is matched to the nearest level, on the quantiser when its codec exposes one calibrated here (the
-damage is then the codec's) and on the noise estimate otherwise; the choice is that level's cheapest
-candidate within TOLERANCE_DB of its best. Nothing here is a guessed threshold: the boundaries between
-choices fall where the measurements put them.
+scale, levels of the protocol (clean, Gaussian noise, x264 at several CRFs, MPEG-2 and MPEG-4 Part 2 at
+several qscales, and soft twins of some of them: the same damage after a blur): the damage measured on
+those sources exactly as `vsr.media.assess` measures a user's file, and every candidate chain's Y-PSNR
+there. A source is matched to the nearest sharp level, on the quantiser when its codec exposes one
+calibrated here (the damage is then the codec's) and on the noise estimate otherwise; the choice is that
+level's cheapest candidate within TOLERANCE_DB of its best. Nothing here is a guessed threshold: the
+boundaries between choices fall where the measurements put them.
+
+The soft twins are calibrated and shown, not matched: a blurred source reads low in noise, so matching it
+by noise would send clean masters there, and the nearest mean softness misjudged three of Set5's five
+clean pictures as soft (smooth content reads soft: 0.32-0.35 against the levels' 0.28 and 0.34), which
+cost 0.46 dB there. Choosing by softness waits for a boundary calibrated per picture.
 """
 
 from __future__ import annotations
@@ -82,16 +88,25 @@ class Level:
     noise: float
     psnr: dict[str, float]
     bicubic: float
+    softness: float | None = None  # None in a table calibrated before softness was measured
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Level:
         return cls(d["level"], d["source"], d["qp"], d["qp_scale"], d["intra"], d["noise"], d["psnr"],
-                   d["bicubic"])  # fmt: skip
+                   d["bicubic"], d.get("softness"))  # fmt: skip
 
     @property
     def label(self) -> str:
         """ "h264:crf=28 on clips"."""
         return f"{self.name} on {self.source}"
+
+    @property
+    def sharp(self) -> str:
+        """The damage without the blur of a soft twin: "h264:crf=28" for "blur:sigma=1.0,h264:crf=28",
+        "clean" for "blur:sigma=1.0"."""
+        if not self.name.startswith("blur:"):
+            return self.name
+        return self.name.partition(",")[2] or "clean"
 
     def best(self, models: dict[str, ShippedModel]) -> Candidate:
         """The cheapest candidate within TOLERANCE_DB of the best here."""
@@ -140,12 +155,13 @@ def choose(
     """The chain for a source of measured `qp` (on `qp_scale`; `intra` when every frame measured was
     intra-coded) and `noise`, at `scale`; with `denoise`, only chains that start with that denoiser."""
     table = levels(calibration, scale)
-    scaled = [lv for lv in table if qp is not None and lv.qp_scale == qp_scale]
+    sharp = [lv for lv in table if lv.sharp == lv.name]
+    scaled = [lv for lv in sharp if qp is not None and lv.qp_scale == qp_scale]
     if coded := [lv for lv in scaled if lv.intra == intra] or scaled:
         level = min(coded, key=lambda lv: abs(lv.qp - qp))  # type: ignore[operator]
         by = f"quantiser {qp:.1f} nearest to {level.label} ({level.qp:.1f})"
     else:
-        plain = [lv for lv in table if lv.qp_scale is None]
+        plain = [lv for lv in sharp if lv.qp_scale is None]
         level = min(plain, key=lambda lv: abs(lv.noise - noise))
         why = "no quantiser in the stream" if qp is None else f"no calibration for {qp_scale} quantisers"
         by = f"{why}; noise σ {noise:.2f} nearest to {level.label} ({level.noise:.2f})"
