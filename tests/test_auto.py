@@ -418,6 +418,7 @@ def test_probe_assess_shows_the_damage_and_the_choice_per_scale(
         (["--model", "all", "--damage-only"], "are options of --calibrate-auto"),
         (["--model", "all", "--scale", "2"], "are options of --calibrate-auto"),
         (["--model", "all", "--calibrate-auto", "--scale", "5"], "--scale 5: auto is calibrated for"),
+        (["--model", "all", "--calibrate-auto", "--damage-only", "--fresh"], "--fresh does not apply"),
     ],
 )
 def test_export_refuses_calibration_flags_out_of_place(

@@ -78,6 +78,9 @@ def export_command(
             raise UsageError("--calibrate-auto weighs every shipped chain: use --model all")
         from vsr.train.calibrate import SCALES, calibrate
 
+        if damage_only and fresh:
+            raise UsageError("--damage-only measures no chain: --fresh does not apply to it")
+
         if unknown := sorted(set(scale or ()) - set(SCALES)):
             raise UsageError(f"--scale {unknown[0]}: auto is calibrated for {sorted(SCALES)}")
         table = calibrate(
