@@ -161,3 +161,16 @@ def test_upscale_through_openvino_keeps_every_frame(tmp_path) -> None:  # type: 
         video = out.streams.video[0]
         assert (video.width, video.height) == (128, 96) and len(out.streams.audio) == 1
         assert sum(1 for _ in out.decode(video)) == 7
+
+
+def test_openvino_imported_after_vsr_sends_no_telemetry() -> None:
+    # `import openvino` posts an analytics event from a forked child unless its telemetry package is
+    # missing, when it uses its own no-op stub; offline the child hung `vsr upscale`'s exit after SIGTERM.
+    import subprocess
+    import sys
+
+    code = "import vsr, openvino.tools.ovc.telemetry_utils as t; print(t.tm.__name__)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "openvino.tools.ovc.telemetry_stub"

@@ -6,6 +6,8 @@
 Importing vsr pulls in nothing heavy: torch and TensorRT are imported lazily by the code that needs them.
 """
 
+import sys
+
 from vsr.api import (
     AutoDecision,
     FolderResult,
@@ -24,6 +26,12 @@ from vsr.errors import BackendUnavailableError, BadInputError, ModelError, Stall
 from vsr.media import EncodeSettings, MediaInfo
 from vsr.pipeline import JobResult, Progress
 from vsr.pipeline.folder import FileOutcome
+
+# vsr never phones home. `import openvino` (2026.x) posts a Google Analytics event unless the user opted
+# out in ~/intel, from a child forked by a worker thread: offline that child hangs, and a SIGTERM then left
+# `vsr upscale` waiting for it at exit. Without its telemetry package OpenVINO falls back to its own no-op
+# stub, so block that import (unless something imported it first).
+sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
 
 __version__ = "0.1.0"
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import av
 from av.container import InputContainer
+from av.sidedata.sidedata import SideData
 from av.stream import Disposition
 from av.video.stream import VideoStream
 
@@ -19,6 +21,13 @@ PEEK_PACKETS = 64
 # Tags that are not valid UTF-8 (damaged or legacy-encoded files) are read with replacement characters:
 # a strict decode would make PyAV raise while merely opening the file.
 METADATA_ERRORS = "replace"
+
+
+def side_data(frame: av.VideoFrame) -> Iterable[SideData]:
+    """The side data a decoded frame carries. PyAV 18 made `frame.side_data` a mapping keyed by type
+    (iterating it yields the keys); before, iterating yielded the side data itself."""
+    found = frame.side_data
+    return found.values() if isinstance(found, Mapping) else found
 
 
 def open_input(path: Path) -> InputContainer:

@@ -38,7 +38,7 @@ from av.video.frame import PictureType
 from av.video.stream import VideoStream
 
 from vsr.errors import BadInputError
-from vsr.media._input import main_video_stream, open_input
+from vsr.media._input import main_video_stream, open_input, side_data
 
 SAMPLES, WINDOW = 6, 8  # windows of 8 frames from 6 evenly spaced seeks; a short file has fewer
 # No new window starts after this many seconds: a file without a seek index (Matroska without cues) can make
@@ -142,7 +142,7 @@ def _qp(frame: av.VideoFrame) -> tuple[float, str] | None:
 
     Read straight from the side data's AVVideoBlockParams array (src_x, src_y, w, h, delta_qp: five int32):
     PyAV's qp_map() refuses field-coded (interlaced) frames, whose blocks do not tile the frame."""
-    for data in frame.side_data:
+    for data in side_data(frame):
         if isinstance(data, VideoEncParams) and (scale := QP_SCALES.get(data.codec_type)):
             raw = memoryview(data)
             end = data.blocks_offset + data.nb_blocks * data.block_size

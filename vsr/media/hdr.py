@@ -9,6 +9,8 @@ from fractions import Fraction
 
 import av
 
+from vsr.media._input import side_data
+
 PQ, HLG = 16, 18  # AVCOL_TRC of SMPTE ST 2084 and ARIB STD-B67
 
 
@@ -47,7 +49,7 @@ def _rationals(data: bytes, count: int) -> list[Fraction]:
 def from_frame(frame: av.VideoFrame) -> HdrMetadata | None:
     """The HDR static metadata a decoded frame carries, or None."""
     mastering = cll = None
-    for side in frame.side_data:
+    for side in side_data(frame):
         kind = str(side.type).rsplit(".", 1)[-1]
         if kind == "MASTERING_DISPLAY_METADATA":
             mastering = bytes(side)
