@@ -54,10 +54,13 @@ elif [ "$stage" = sitting ]; then
     long+=(--amp --channels-last)
   fi
   # The runs, in order; each line: NAME STEPS OPTIONS... (the schedule: never edit a started run's line;
-  # a shipped run's line goes with its folder). Shipped: real-compact-x2 20000 --patch 96 --lr 2e-4
-  # --init engines/compact-x2.safetensors (engines/manifest.json has its command).
+  # a shipped run's line goes with its folder). Shipped (engines/manifest.json has each command):
+  # real-compact-x2 20000 --patch 96 --lr 2e-4 --init engines/compact-x2.safetensors;
+  # real-compact-x4 15000 --patch 128 --lr 2e-4 --init engines/compact-x4.safetensors.
+  # codec-compact-x2: the "codec" mix (sharp masters, mostly x264), from real-compact-x2, with the temporal
+  # consistency term on a quarter of the pairs.
   runs=(
-    "real-compact-x4 15000 --patch 128 --lr 2e-4 --init engines/compact-x4.safetensors"
+    "codec-compact-x2 6000 --patch 96 --lr 1e-4 --consistency 0.5 --init engines/real-compact-x2.safetensors"
     "real-espcn-x2 10000 --patch 96 --lr 5e-4 --init engines/espcn-x2.safetensors"
   )
   for line in "${runs[@]}"; do

@@ -161,6 +161,35 @@ def test_preview_writes_a_grid(tmp_path: Path) -> None:
     assert grid.size[0] > 3 * 96 and grid.size[1] > 96
 
 
+def test_the_codec_mix_draws_the_protocols_case_far_more_often_than_the_real_one() -> None:
+    # The x264 protocols' case: a clean bicubic downscale, then the codec. `real` draws it for ~12 % of
+    # its samples, `codec` (codec-compact-x2's mix) for ~30 %.
+    hr, rng = _picture(7)[:48, :48], np.random.default_rng(0)
+
+    def share(mix: real.RealDegradation) -> float:
+        steps = [mix.degrade(hr, 2, rng)[1] for _ in range(300)]
+        return sum(s[0] == "clean" and any("x264" in x for x in s) for s in steps) / len(steps)
+
+    assert share(real.PRESETS["real"]) < 0.2 < 0.25 < share(real.PRESETS["codec"])
+    assert TrainConfig(model="codec-compact-x2", data=Path("d"), out=Path("o")).mix is real.PRESETS["codec"]
+    assert TrainConfig(model="compact-x2", data=Path("d"), out=Path("o")).mix is None
+
+
+def test_preview_shows_the_models_mix_or_the_one_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from vsr.cli import main
+
+    Image.fromarray(_picture(1)).save(tmp_path / "a.png")
+    argv = ["train", "--model", "compact-x2", "--data", str(tmp_path), "--out", str(tmp_path / "r")]
+    assert main([*argv, "--preview-degradations", str(tmp_path / "p.png")]) == 2
+    assert "--degradation real|codec" in capsys.readouterr().err
+    assert main([*argv, "--degradation", "codec", "--preview-degradations", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").is_file()
+
+
 def test_options_a_run_cannot_use_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from vsr.cli import main
     from vsr.errors import UsageError

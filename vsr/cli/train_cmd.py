@@ -69,7 +69,7 @@ def train_command(
     degradation: Annotated[
         choices.Degradation | None,
         typer.Option(
-            help="SR inputs: bicubic (the protocol's) or real (vsr/train/real.py); default: the model's."
+            help="SR inputs: bicubic (the protocol's), real or codec (vsr/train/real.py); default: model's."
         ),
     ] = None,
     pool: Annotated[
@@ -116,7 +116,10 @@ def train_command(
     if preview_degradations is not None:
         from vsr.train.loop import preview_degradations as write_preview
 
-        typer.echo(f"preview: {write_preview(model, data[0], preview_degradations, seed=seed)}")
+        grid = write_preview(
+            model, data[0], preview_degradations, degradation=choices.value(degradation), seed=seed
+        )
+        typer.echo(f"preview: {grid}")
         return
     noise = NoiseConfig(
         sigma_max=sigma_max,

@@ -12,9 +12,8 @@ from typing import Any, Literal
 from vsr.errors import UsageError
 
 Task = Literal["sr", "denoise"]
-Degradation = Literal[
-    "bicubic", "real"
-]  # what the LR inputs of training were: the protocol's, or real damage
+# What the LR inputs of training were: the protocol's bicubic downscale, or a mix of vsr.train.real.PRESETS.
+Degradation = Literal["bicubic", "real", "codec"]
 Family = Literal["post-upsampling", "pre-upsampling", "denoise", "imported"]
 
 
@@ -29,7 +28,7 @@ class ModelSpec:
     scale: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     channels: int = 3  # RGB in and out
-    degradation: Degradation = "bicubic"  # the training inputs (vsr.train.real for "real")
+    degradation: Degradation = "bicubic"  # the training inputs (vsr.train.real.PRESETS for the others)
     # Input pixels replicated around each frame and cropped from the output, for models whose zero-padded
     # convolutions get the outermost pixels wrong (see vsr.models.export.IntegerIo). Set from measurement:
     # on a flat frame FSRCNN was 64 levels off at the edge and SRCNN 33. ESPCN ×3 and the denoiser were 4
@@ -70,6 +69,16 @@ _SPECS: tuple[ModelSpec, ...] = (
         2,
         {"features": 48, "num_conv": 10},
         degradation="real",
+    ),
+    # Trained for sharp masters damaged by their codec (the "codec" mix); `auto` runs it where it wins.
+    ModelSpec(
+        "codec-compact-x2",
+        "compact:Compact",
+        "sr",
+        "post-upsampling",
+        2,
+        {"features": 48, "num_conv": 10},
+        degradation="codec",
     ),
     ModelSpec(
         "real-compact-x4",

@@ -29,7 +29,7 @@ from vsr.train.augment import AugmentConfig
 from vsr.train.data import NoiseConfig, PatchSampler, load_images
 from vsr.train.gan import Adversary, GanConfig
 from vsr.train.losses import LossName, pixel_loss
-from vsr.train.real import RealDegradation
+from vsr.train.real import PRESETS, RealDegradation
 from vsr.train.silicon import check_amp
 
 
@@ -59,7 +59,7 @@ class TrainConfig:
     init: Path | None = None  # warm start: weights to begin from (the optimiser and schedule start afresh)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
-    degradation: str | None = None  # "bicubic" or "real"; None: the model's own (ModelSpec.degradation)
+    degradation: str | None = None  # "bicubic" or a PRESETS mix; None: the model's (ModelSpec.degradation)
     gan: GanConfig | None = None  # adversarial training (vsr.train.gan): the restoring look
     pool: int | None = None  # real degradation: (LR, HR) pairs kept and renewed (None: 2048)
     fresh: float | None = None  # real degradation: new pairs per pair drawn at most (None: unbounded)
@@ -69,15 +69,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
-        real = (self.degradation or spec.degradation) == "real"
+        real = self.mix is not None
         if real and spec.task != "sr":
             raise UsageError(
-                "--degradation real trains upscalers; a denoiser learns from its noise/codec mix"
+                f"--degradation {self.degradation} trains upscalers; a denoiser has its noise/codec mix"
             )
         if self.pool is not None and not real:
             raise UsageError("--pool sizes the real degradations' pool; this run trains on bicubic LR")
         if self.consistency and not real:
             raise UsageError("--consistency compares coded twins of the real degradations; add them")
+
+    @property
+    def mix(self) -> RealDegradation | None:
+        """The real-world degradation mix the LR inputs are made by (None: the protocol's bicubic)."""
+        return PRESETS.get(self.degradation or get_spec(self.model).degradation)
 
     @property
     def data_folders(self) -> tuple[Path, ...]:
@@ -127,7 +132,7 @@ def validate(
     predict = torch_predictor(model, device, spec.scale)
     if spec.task == "sr":
         result = mean_scores(evaluate_sr(images, spec.scale, predict))
-        if (cfg.degradation or spec.degradation) == "real":
+        if cfg.mix is not None:
             damaged = mean_scores(evaluate_sr(images, spec.scale, predict, h264_degrade(28)))
             result.update({"h264_psnr": damaged["psnr"], "h264_baseline_psnr": damaged["baseline_psnr"]})
     else:
@@ -247,7 +252,7 @@ def train(
         device=device,
         seed=cfg.seed + start,  # the pool's seed: a resumed run does not replay the pairs it already saw
         noise=cfg.noise if spec.task == "denoise" else None,
-        real=RealDegradation() if (cfg.degradation or spec.degradation) == "real" else None,
+        real=cfg.mix,
         pool=cfg.pool or 2048,
         fresh=cfg.fresh,
         twins=TWIN_SHARE if cfg.consistency else 0.0,
@@ -368,11 +373,18 @@ class _Loop:
                 return
 
 
-def preview_degradations(model: str, data: Path, out: Path, *, seed: int = 0) -> Path:
-    """The PNG grid of vsr.train.real.preview for `model`'s scale, from the images in `data`."""
+def preview_degradations(
+    model: str, data: Path, out: Path, *, degradation: str | None = None, seed: int = 0
+) -> Path:
+    """The PNG grid of vsr.train.real.preview for `model`'s scale and mix (or `degradation`'s), from the
+    images in `data`."""
     from vsr.train.real import preview
+
+    name = degradation or get_spec(model).degradation
+    if name not in PRESETS:
+        raise UsageError(f"{model} trains on the bicubic downscale: name a mix with --degradation real|codec")
 
     images = [i for i in load_images(data) if min(i.shape[:2]) >= 96]
     if not images:
         raise UsageError(f"{data}: no image is at least 96×96, the preview's crop")
-    return preview(images, get_spec(model).scale, out, seed=seed)
+    return preview(images, get_spec(model).scale, out, mix=PRESETS[name], seed=seed)

@@ -31,6 +31,7 @@ from vsr.models.artefacts import MANIFEST, ShippedModel, shipped_model
 from vsr.models.export import export_onnx, load_model, sha256
 from vsr.models.registry import ModelSpec, get_spec
 from vsr.train.data import NoiseConfig
+from vsr.train.real import PRESETS
 
 FULL_HD = (1080, 1920)
 
@@ -94,7 +95,7 @@ def _training_command(config: dict[str, Any]) -> str:
             parts += [f"--{k.replace('_', '-')} {v}" for v in _as_list(config[k])]
     if config.get("degradation"):
         parts.append(f"--degradation {config['degradation']}")
-    if (config.get("degradation") or get_spec(config["model"]).degradation) == "real":
+    if (config.get("degradation") or get_spec(config["model"]).degradation) in PRESETS:
         parts.append(f"--pool {config.get('pool') or 2048}")
         if config.get("fresh") is not None:
             parts.append(f"--fresh {config['fresh']}")
