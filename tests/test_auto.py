@@ -439,3 +439,10 @@ def test_auto_on_a_file_without_video_is_bad_input_and_writes_nothing(tmp_path: 
     audio = mf.make_audio_only(tmp_path / "a.m4a")
     assert main(["upscale", str(audio), str(tmp_path / "o.mkv")]) == 2
     assert not (tmp_path / "o.mkv").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a.m4a"]
+
+
+def test_x8_candidates_swap_every_shipped_x4_model_into_the_default_cascade() -> None:
+    # ×8 has no single model: the default cascade, and the same cascade with each other ×4 model first.
+    firsts = sorted(n for n, m in MODELS.items() if m.spec.task == "sr" and m.spec.scale == 4)
+    chains = {c.model for c in auto.candidates(8, auto.DEFAULT_MODELS[8], MODELS)}
+    assert chains == {f"{n}+espcn-x2" for n in firsts} and "compact-x4+espcn-x2" in chains

@@ -61,7 +61,8 @@ def choose_model(
 
 
 def auto_table() -> dict[int, list[dict[str, Any]]]:
-    """Per scale, the calibrated levels with the chain auto runs there ("auto") and the best ("best")."""
+    """Per scale, the calibrated levels with the chain auto runs there ("auto"; None for a soft twin, which
+    auto measures but never matches) and the best ("best")."""
     models, calibration, table = shipped_models(), auto_calibration(), {}
     for scale in calibration.get("scales", {}):
         levels = auto.levels(calibration, int(scale))
@@ -69,7 +70,7 @@ def auto_table() -> dict[int, list[dict[str, Any]]]:
             {
                 **asdict(lv),
                 "level": lv.label,
-                "auto": lv.best(models).label,
+                "auto": lv.best(models).label if lv.sharp == lv.name else None,
                 "best": max(lv.psnr, key=lv.psnr.__getitem__),
             }
             for lv in levels

@@ -156,11 +156,11 @@ def _auto_table(scale: int, rows: list[dict]) -> Table:
             f"{r['noise']:.2f}",
             "–" if r["softness"] is None else f"{r['softness']:.2f}",
             f"{r['bicubic']:.2f}",
-            f"{pick} {r['psnr'][pick] - r['bicubic']:+.2f}",
+            "(not matched)" if pick is None else f"{pick} {r['psnr'][pick] - r['bicubic']:+.2f}",
             "same" if best == pick else f"{best} {r['psnr'][best] - r['bicubic']:+.2f}",
         )
     table.caption = (
-        "a source goes to the nearest sharp level (by its quantiser if the stream has one, else by noise), "
-        "then to the nearest in softness among that level and its soft (blurred) twins"
+        "a source goes to the nearest sharp level (by its quantiser if the stream has one, else by noise); "
+        "the soft (blurred) twins are measured and shown, not matched"
     )
     return table

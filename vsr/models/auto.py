@@ -66,12 +66,21 @@ class Candidate:
 
 
 def candidates(scale: int, default: str, models: dict[str, ShippedModel]) -> list[Candidate]:
-    """Every shipped upscaler of `scale` (or the default cascade, for a scale no single model has), alone
-    and after every shipped denoiser."""
-    upscalers = [n for n, m in models.items() if m.spec.task == "sr" and m.spec.scale == scale]
+    """Every shipped upscaler of `scale`, alone and after every shipped denoiser. A scale no single model
+    has runs the default cascade with each shipped upscaler of its first stage's scale in that stage
+    (compact-x4+espcn-x2, real-compact-x4+espcn-x2): the same cost, and the damage-trained model where
+    the source is damaged."""
+    upscalers = _upscalers(models, scale)
     denoisers = [n for n, m in models.items() if m.spec.task == "denoise"]
-    upscalers = upscalers or [default]
+    if not upscalers:
+        first, rest = default.split("+", 1)
+        firsts = _upscalers(models, models[first].spec.scale) if first in models else [first]
+        upscalers = [f"{n}+{rest}" for n in firsts]
     return [Candidate(u, d) for d in (None, *denoisers) for u in upscalers]
+
+
+def _upscalers(models: dict[str, ShippedModel], scale: int) -> list[str]:
+    return [n for n, m in models.items() if m.spec.task == "sr" and m.spec.scale == scale]
 
 
 @dataclass(frozen=True)
