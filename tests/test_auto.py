@@ -446,3 +446,17 @@ def test_x8_candidates_swap_every_shipped_x4_model_into_the_default_cascade() ->
     firsts = sorted(n for n, m in MODELS.items() if m.spec.task == "sr" and m.spec.scale == 4)
     chains = {c.model for c in auto.candidates(8, auto.DEFAULT_MODELS[8], MODELS)}
     assert chains == {f"{n}+espcn-x2" for n in firsts} and "compact-x4+espcn-x2" in chains
+
+
+def test_auto_never_chooses_the_restoring_look() -> None:
+    # A restore-look model (adversarially trained: it draws detail) runs only when asked for by name.
+    from dataclasses import replace
+
+    from vsr.models.registry import get_spec
+
+    spec = get_spec("restore-compact-x4")
+    assert spec.look == "restore" and get_spec("real-compact-x4").look == "faithful"
+    models = {**MODELS, spec.name: replace(MODELS["compact-x4"], spec=spec)}
+    for scale in (4, 8):
+        chains = auto.candidates(scale, auto.DEFAULT_MODELS[scale], models)
+        assert chains and not any(spec.name in c.names for c in chains)

@@ -66,10 +66,10 @@ class Candidate:
 
 
 def candidates(scale: int, default: str, models: dict[str, ShippedModel]) -> list[Candidate]:
-    """Every shipped upscaler of `scale`, alone and after every shipped denoiser. A scale no single model
-    has runs the default cascade with each shipped upscaler of its first stage's scale in that stage
-    (compact-x4+espcn-x2, real-compact-x4+espcn-x2): the same cost, and the damage-trained model where
-    the source is damaged."""
+    """Every shipped faithful upscaler of `scale`, alone and after every shipped denoiser. A scale no
+    single model has runs the default cascade with each shipped faithful upscaler of its first stage's
+    scale in that stage (compact-x4+espcn-x2, real-compact-x4+espcn-x2): the same cost, and the
+    damage-trained model where the source is damaged."""
     upscalers = _upscalers(models, scale)
     denoisers = [n for n, m in models.items() if m.spec.task == "denoise"]
     if not upscalers:
@@ -80,7 +80,12 @@ def candidates(scale: int, default: str, models: dict[str, ShippedModel]) -> lis
 
 
 def _upscalers(models: dict[str, ShippedModel], scale: int) -> list[str]:
-    return [n for n, m in models.items() if m.spec.task == "sr" and m.spec.scale == scale]
+    """The faithful upscalers of `scale`: auto never chooses the restoring look for the user."""
+    return [
+        n
+        for n, m in models.items()
+        if m.spec.task == "sr" and m.spec.scale == scale and m.spec.look == "faithful"
+    ]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@ Task = Literal["sr", "denoise"]
 # What the LR inputs of training were: the protocol's bicubic downscale, or a mix of vsr.train.real.PRESETS.
 Degradation = Literal["bicubic", "real", "codec"]
 Family = Literal["post-upsampling", "pre-upsampling", "denoise", "imported"]
+# What a model is for: "faithful" to the source (L1-trained; `auto` chooses among these) or "restore" (the
+# restoring look: adversarially trained, it draws detail the source lost; only when asked).
+Look = Literal["faithful", "restore"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class ModelSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     channels: int = 3  # RGB in and out
     degradation: Degradation = "bicubic"  # the training inputs (vsr.train.real.PRESETS for the others)
+    look: Look = "faithful"
     # Input pixels replicated around each frame and cropped from the output, for models whose zero-padded
     # convolutions get the outermost pixels wrong (see vsr.models.export.IntegerIo). Set from measurement:
     # on a flat frame FSRCNN was 64 levels off at the edge and SRCNN 33. ESPCN ×3 and the denoiser were 4
@@ -88,6 +92,17 @@ _SPECS: tuple[ModelSpec, ...] = (
         4,
         {"features": 48, "num_conv": 10},
         degradation="real",
+    ),
+    # The restoring look (#26): a real-* model fine-tuned adversarially (`vsr train --gan`, vsr.train.gan).
+    ModelSpec(
+        "restore-compact-x4",
+        "compact:Compact",
+        "sr",
+        "post-upsampling",
+        4,
+        {"features": 48, "num_conv": 10},
+        degradation="real",
+        look="restore",
     ),
     ModelSpec(
         "dncnn-color", "dncnn:DnCNN", "denoise", "denoise", 1, {"features": 32, "depth": 12}, edge_margin=12
