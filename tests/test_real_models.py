@@ -104,10 +104,10 @@ def _recompute(table: str, level: str, models: tuple[str, ...], scale: int) -> N
     assert _auto_mean(level, images, scale) == pytest.approx(number(row["auto"]), abs=0.01)
 
 
-@needs_data("real-compact-x2")
+@needs_data("codec-compact-x2")
 @pytest.mark.parametrize("level", list(readme_table(SET5)))
 def test_set5_figures_are_recomputed(level: str) -> None:
-    _recompute(SET5, level, ("real-compact-x2",), 2)
+    _recompute(SET5, level, ("real-compact-x2", "codec-compact-x2", "real-espcn-x2"), 2)
 
 
 def test_the_x4_target_is_the_issues() -> None:

@@ -70,7 +70,7 @@ def auto_table() -> dict[int, list[dict[str, Any]]]:
             {
                 **asdict(lv),
                 "level": lv.label,
-                "auto": lv.best(models).label if lv.sharp == lv.name else None,
+                "auto": lv.best(models, lv.twins(levels)).label if lv.sharp == lv.name else None,
                 "best": max(lv.psnr, key=lv.psnr.__getitem__),
             }
             for lv in levels

@@ -17,6 +17,7 @@ cost 0.46 dB there. Choosing by softness waits for a boundary calibrated per pic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -122,16 +123,31 @@ class Level:
             return self.name
         return self.name.partition(",")[2] or "clean"
 
-    def best(self, models: dict[str, ShippedModel]) -> Candidate:
-        """The cheapest candidate within TOLERANCE_DB of the best here."""
+    def best(self, models: dict[str, ShippedModel], twins: Sequence[Level] = ()) -> Candidate:
+        """The cheapest candidate within TOLERANCE_DB of the best here and, of those, within TOLERANCE_DB
+        of the best on each soft twin: softness does not choose (a smooth picture reads soft), so a
+        sharp level's chain must also hold up on the soft version of its damage. (Without that, the light
+        real-espcn-x2, within 0.1 dB of the best on sharp x264 CRF 23 stills, ran on the soft ones too and
+        lost 0.66 dB there.)"""
         shipped = {
             k: v for k, v in self.psnr.items() if all(n in models for n in Candidate.from_label(k).names)
         }
         if not shipped:
             raise ModelError(f"auto: no candidate of level {self.label} is shipped")
         top = max(shipped.values())
-        near = [Candidate.from_label(k) for k, v in shipped.items() if v >= top - TOLERANCE_DB]
-        return min(near, key=lambda c: (c.gflops(models), c.label))
+        near = [k for k, v in shipped.items() if v >= top - TOLERANCE_DB]
+        for twin in twins:
+            scored = [k for k in near if k in twin.psnr]
+            if scored:
+                twin_top = max(twin.psnr[k] for k in scored)
+                near = [k for k in scored if twin.psnr[k] >= twin_top - TOLERANCE_DB]
+        return min((Candidate.from_label(k) for k in near), key=lambda c: (c.gflops(models), c.label))
+
+    def twins(self, table: Sequence[Level]) -> list[Level]:
+        """The soft twins of this sharp level in `table`: the same damage on the same source, blurred."""
+        return [
+            lv for lv in table if lv.name != self.name and lv.sharp == self.name and lv.source == self.source
+        ]
 
 
 @dataclass(frozen=True)
@@ -184,7 +200,7 @@ def choose(
         if not kept:
             raise ModelError(f"auto: no calibrated chain starts with {denoise}; name a model (--model)")
         level = replace(level, psnr=kept)
-    pick = level.best(models)
+    pick = level.best(models, level.twins(table))
     gain = level.psnr[pick.label] - level.bicubic
     reason = f"{by}, where {pick.label} measured {gain:+.2f} dB over bicubic"
     return AutoChoice(pick, level.label, reason)
