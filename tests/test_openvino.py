@@ -36,6 +36,11 @@ def test_auto_precision_follows_the_cpu_and_the_source_depth() -> None:
     precision, why = ovb.resolve_precision("auto", _Cpu("BF16"), UINT16)
     assert precision == "fp32" and "8 significant bits" in why
     assert ovb.resolve_precision("bf16", _Cpu()) == ("bf16", "asked for")
+    # A model that bf16 measured to cost more than the budget on Set5 stays in fp32 under `auto`.
+    precision, why = ovb.resolve_precision("auto", _Cpu("BF16"), cost=ovb.BF16_BUDGET_DB + 0.01)
+    assert precision == "fp32" and "below fp32 on Set5" in why
+    assert ovb.resolve_precision("auto", _Cpu("BF16"), cost=ovb.BF16_BUDGET_DB)[0] == "bf16"
+    assert ovb.bf16_cost({}) == 0.0
 
 
 def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch: pytest.MonkeyPatch) -> None:

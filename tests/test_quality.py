@@ -135,7 +135,7 @@ def test_bf16_on_the_cpu_costs_at_most_0_05_db_on_set5(name: str) -> None:
     pytest.importorskip("openvino")
     import openvino
 
-    from vsr.backends.openvino_backend import bf16_capable
+    from vsr.backends.openvino_backend import BF16_BUDGET_DB, OpenVinoBackend, bf16_capable
     from vsr.degradations import noise_degrade
     from vsr.evaluate import evaluate_denoise
     from vsr.models.artefacts import shipped_model
@@ -151,7 +151,11 @@ def test_bf16_on_the_cpu_costs_at_most_0_05_db_on_set5(name: str) -> None:
             scores = evaluate_denoise(_images("Set5"), noise_degrade(25), upscaler, on_y=False)
     bf16 = mean_scores(scores)["psnr"]
     assert bf16 == pytest.approx(recorded["openvino bf16"]["Set5"], abs=0.005)
-    assert recorded["onnxruntime fp32"]["Set5"] - bf16 <= 0.05
+    if recorded["onnxruntime fp32"]["Set5"] - bf16 <= BF16_BUDGET_DB:
+        return
+    # A model that bf16 costs more (real-espcn-x2: 0.078 dB) runs in fp32 when the precision is `auto`.
+    with OpenVinoBackend(model) as auto_backend:
+        assert auto_backend.precision == "fp32" and "below fp32" in auto_backend.reason
 
 
 @needs_data

@@ -31,16 +31,35 @@ def bf16_capable(core: Any) -> bool:
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-def resolve_precision(requested: str, core: Any, dtype: np.dtype = UINT8) -> tuple[str, str]:
-    """(precision, why) for `auto`: bf16 where the CPU computes it natively, fp32 elsewhere. Sources deeper
-    than 8 bits stay in fp32: bf16 keeps 8 significant bits, which would discard a 10-bit source's detail."""
+# The most Set5 PSNR bf16 may cost a model (against ONNX Runtime fp32, as the manifest's cpu_precisions
+# record it) for `auto` to run it in bf16; tests/test_quality.py holds every model to it.
+BF16_BUDGET_DB = 0.05
+
+
+def bf16_cost(entry: dict[str, Any]) -> float:
+    """What bf16 cost the model on Set5 when it was measured (0 where the manifest does not say)."""
+    measured = entry.get("cpu_precisions", {})
+    try:
+        return float(measured["onnxruntime fp32"]["Set5"] - measured["openvino bf16"]["Set5"])
+    except KeyError:
+        return 0.0
+
+
+def resolve_precision(
+    requested: str, core: Any, dtype: np.dtype = UINT8, cost: float = 0.0
+) -> tuple[str, str]:
+    """(precision, why) for `auto`: bf16 where the CPU computes it natively and it cost the model (`cost`,
+    dB on Set5) at most BF16_BUDGET_DB, fp32 elsewhere. Sources deeper than 8 bits stay in fp32: bf16 keeps
+    8 significant bits, which would discard a 10-bit source's detail."""
     if requested != "auto":
         return requested, "asked for"
     if dtype == UINT16:
         return "fp32", "auto: deep source; bf16 keeps only 8 significant bits"
-    if bf16_capable(core):
-        return "bf16", "auto: the CPU computes bf16 natively (AMX / AVX-512-BF16)"
-    return "fp32", "auto: the CPU reports no native bf16"
+    if not bf16_capable(core):
+        return "fp32", "auto: the CPU reports no native bf16"
+    if cost > BF16_BUDGET_DB:
+        return "fp32", f"auto: bf16 measured {cost:.3f} dB below fp32 on Set5 for this model"
+    return "bf16", "auto: the CPU computes bf16 natively (AMX / AVX-512-BF16)"
 
 
 # Infer requests in flight when none are asked for: one, with every thread. On the 2-core AMX machine
@@ -68,7 +87,8 @@ class OpenVinoBackend(Backend):
         self._threads = options.threads or len(os.sched_getaffinity(0))
         self._workers = options.workers or DEFAULT_WORKERS
         self._auto = options.precision == "auto"  # then deep sources get their own precision
-        precision, self.reason = resolve_precision(options.precision, self._core)
+        self._bf16_cost = bf16_cost(model.entry)
+        precision, self.reason = resolve_precision(options.precision, self._core, cost=self._bf16_cost)
         if precision == "bf16" and not bf16_capable(self._core):
             raise UsageError("this CPU has no native bf16 (AMX or AVX-512-BF16); use fp32")
         self.precision = precision
@@ -82,12 +102,16 @@ class OpenVinoBackend(Backend):
         side = model.entry.get("tile") or 64
         self._requests_for(UINT8, side, side)
         auto = {"bf16": "bf16, fp32 for sources deeper than 8 bits", "fp32": "fp32, as the CPU has no bf16"}
+        if precision == "fp32" and self._bf16_cost > BF16_BUDGET_DB and bf16_capable(self._core):
+            auto["fp32"] = f"fp32, as bf16 costs this model {self._bf16_cost:.2f} dB"
         described = f"auto: {auto[precision]}" if self._auto else precision
         workers = f"{self._workers} worker{'s' if self._workers > 1 else ''}"
         self.name = f"openvino {ov.get_version().split('-')[0]} (CPU, {described}, {workers})"
 
     def _precision_for(self, dtype: np.dtype) -> str:
-        return resolve_precision("auto", self._core, dtype)[0] if self._auto else self.precision
+        return (
+            resolve_precision("auto", self._core, dtype, self._bf16_cost)[0] if self._auto else self.precision
+        )
 
     def _requests_for(self, dtype: np.dtype, height: int, width: int) -> list[Any]:
         key = (dtype, height, width)
